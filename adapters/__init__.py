@@ -1,0 +1,1 @@
+"""Adapters carry the core's messages to chat platforms and bring members' commands back."""

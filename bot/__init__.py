@@ -1,0 +1,1 @@
+"""Emcee core: event state, commands and messages, free of any chat platform."""

@@ -1,0 +1,172 @@
+"""Agenda edits: add, move, shift and remove items, and describe what moved.
+
+Items are kept numbered 1..n in start order, so members and organizers can refer to them by number.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import datetime, timedelta
+from typing import Any
+from zoneinfo import ZoneInfo
+
+from sqlmodel import col, delete, select
+from sqlmodel.ext.asyncio.session import AsyncSession
+
+from bot.commands import UsageError
+from bot.effects import AgendaChanged
+from bot.messages import AgendaChange, AgendaUpdate
+from bot.models import AgendaItem, Event, ItemKind, ItemSpeaker, Speaker, SpeakerRole
+from bot.plaintext import format_clock
+from bot.timeparse import WallTime, format_duration
+
+DEFAULT_ITEM_LENGTH = timedelta(minutes=30)
+
+
+class AgendaEditor:
+    """Edits one event's agenda inside the caller's transaction."""
+
+    def __init__(self, session: AsyncSession, event: Event, now: datetime) -> None:
+        self.session = session
+        self.event = event
+        self.now = now
+        self.zone = ZoneInfo(event.timezone)
+
+    async def apply(self, action: str, args: dict[str, Any]) -> AgendaChanged:
+        items = await self._items()
+        before = {item.id: item.starts_at for item in items}
+        if action == "add":
+            touched, summary = await self._add(args)
+        elif action == "move":
+            touched, summary = self._move(items, args)
+        elif action == "shift":
+            touched, summary = self._shift(items, args)
+        else:
+            touched, summary = await self._remove(items, args)
+        await self._renumber()
+        changes = tuple(
+            AgendaChange(item.title, before.get(item.id), None if removed else item.starts_at)
+            for item, removed in touched
+        )
+        return AgendaChanged(
+            self.event.id or 0, AgendaUpdate(self.event.slug, self.event.title, self.event.timezone, summary, changes)
+        )
+
+    async def shift_all(self, delta: timedelta) -> AgendaChanged | None:
+        """Move every item by `delta` (the event itself moved)."""
+        items = await self._items()
+        if not items or not delta:
+            return None
+        changes = []
+        for item in items:
+            changes.append(AgendaChange(item.title, item.starts_at, item.starts_at + delta))
+            item.starts_at += delta
+            item.ends_at += delta
+            self.session.add(item)
+        summary = f"the event moved by {format_duration(delta)}"
+        return AgendaChanged(
+            self.event.id or 0,
+            AgendaUpdate(self.event.slug, self.event.title, self.event.timezone, summary, tuple(changes)),
+        )
+
+    async def _items(self) -> Sequence[AgendaItem]:
+        query = select(AgendaItem).where(AgendaItem.event_id == self.event.id)
+        return (await self.session.exec(query.order_by(col(AgendaItem.starts_at), col(AgendaItem.id)))).all()
+
+    def _at(self, wall: WallTime) -> datetime:
+        return wall.resolve(self.zone, self.event.starts_at.astimezone(self.zone).date())
+
+    def _find(self, items: Sequence[AgendaItem], ref: str) -> AgendaItem:
+        ref = ref.strip()
+        if ref.isdigit():
+            match = [item for item in items if item.position == int(ref)]
+        else:
+            match = [item for item in items if item.title.lower().startswith(ref.lower())]
+        if len(match) == 1:
+            return match[0]
+        if match:
+            raise UsageError(f"'{ref}' matches several items: {', '.join(i.title for i in match)}; use its number")
+        raise UsageError(f"no agenda item '{ref}'; see /agenda {self.event.slug} for the numbers")
+
+    async def _add(self, args: dict[str, Any]) -> tuple[list[tuple[AgendaItem, bool]], str]:
+        starts_at = self._at(args["starts"])
+        ends_at = self._at(args["ends"]) if "ends" in args else starts_at + DEFAULT_ITEM_LENGTH
+        if ends_at <= starts_at:
+            raise UsageError("--ends must be after the start")
+        title = args["title"].strip()
+        if not title:
+            raise UsageError("the item needs a title")
+        cast = [(name, SpeakerRole.SPEAKER) for name in args.get("speaker", [])]
+        cast += [(name, SpeakerRole.PANELIST) for name in args.get("panelist", [])]
+        if "moderator" in args:
+            cast.append((args["moderator"], SpeakerRole.MODERATOR))
+        kind = args.get("kind") or (ItemKind.PANEL if "moderator" in args or "panelist" in args else ItemKind.TALK)
+        speakers = [(await self._speaker(name), role) for name, role in cast]
+        item = AgendaItem(
+            event_id=self.event.id or 0,
+            position=0,
+            starts_at=starts_at,
+            ends_at=ends_at,
+            title=title,
+            kind=kind,
+            abstract=args.get("abstract", ""),
+        )
+        self.session.add(item)
+        await self.session.flush()
+        for speaker, role in speakers:
+            self.session.add(ItemSpeaker(item_id=item.id or 0, speaker_id=speaker.id or 0, role=role))
+        return [(item, False)], f"added {title} at {format_clock(starts_at, self.event.timezone)}"
+
+    async def _speaker(self, name: str) -> Speaker:
+        speaker = (await self.session.exec(select(Speaker).where(Speaker.name == name.strip()))).first()
+        if speaker is None:
+            raise UsageError(f"no speaker called '{name}'; add them first with /emcee speaker add \"{name}\"")
+        return speaker
+
+    def _move(self, items: Sequence[AgendaItem], args: dict[str, Any]) -> tuple[list[tuple[AgendaItem, bool]], str]:
+        item = self._find(items, args["item"])
+        new_start = self._at(args["to"])
+        length = item.ends_at - item.starts_at
+        item.starts_at, item.ends_at = new_start, new_start + length
+        self.session.add(item)
+        return [(item, False)], f"moved {item.title} to {format_clock(new_start, self.event.timezone)}"
+
+    def _shift(self, items: Sequence[AgendaItem], args: dict[str, Any]) -> tuple[list[tuple[AgendaItem, bool]], str]:
+        delta: timedelta = args["by"]
+        if not delta:
+            raise UsageError("shift by a non-zero duration, e.g. +10m")
+        if not items:
+            raise UsageError(f"{self.event.title} has no agenda items to shift")
+        first = self._find(items, args["from"]) if "from" in args else self._current(items)
+        moved = [item for item in items if item.position >= first.position]
+        for item in moved:
+            item.starts_at += delta
+            item.ends_at += delta
+            self.session.add(item)
+        if moved[-1].ends_at > self.event.ends_at:
+            self.event.ends_at = moved[-1].ends_at
+        direction = "later" if delta > timedelta(0) else "earlier"
+        summary = f"running {format_duration(abs(delta))} {direction}: {first.title} and everything after it moved"
+        return [(item, False) for item in moved], summary
+
+    def _current(self, items: Sequence[AgendaItem]) -> AgendaItem:
+        """The item on stage now, else the next one; the first item before the event starts."""
+        for item in items:
+            if item.ends_at > self.now:
+                return item
+        raise UsageError("every agenda item is already over; name one with --from")
+
+    async def _remove(
+        self, items: Sequence[AgendaItem], args: dict[str, Any]
+    ) -> tuple[list[tuple[AgendaItem, bool]], str]:
+        item = self._find(items, args["item"])
+        await self.session.exec(delete(ItemSpeaker).where(col(ItemSpeaker.item_id) == item.id))
+        await self.session.delete(item)
+        return [(item, True)], f"removed {item.title}"
+
+    async def _renumber(self) -> None:
+        await self.session.flush()
+        for position, item in enumerate(await self._items(), start=1):
+            if item.position != position:
+                item.position = position
+                self.session.add(item)

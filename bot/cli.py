@@ -1,0 +1,146 @@
+"""The `emcee` command."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import logging
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+
+from bot.config import ConfigError, Secrets, Settings, load_settings
+
+DEFAULT_CONFIG = Path("emcee.toml")
+
+
+def _config_arg(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--config",
+        type=Path,
+        help=f"TOML config file (default: {DEFAULT_CONFIG} if present, else the built-in defaults)",
+    )
+
+
+def _settings(args: argparse.Namespace) -> Settings:
+    path = args.config
+    if path is None and DEFAULT_CONFIG.exists():
+        path = DEFAULT_CONFIG
+    return load_settings(path)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="emcee", description="Emcee runs your community's meetups in Slack and Discord."
+    )
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    demo = sub.add_parser("demo", help="replay the sample BookKeeper meetup on the console (no tokens needed)")
+    demo.add_argument("--interactive", action="store_true", help="type the slash commands yourself")
+
+    for name, text in (("run", "run the bot"), ("check", "validate the config and secrets; say what would run")):
+        _config_arg(sub.add_parser(name, help=text))
+
+    db = sub.add_parser("db", help="database maintenance")
+    db_sub = db.add_subparsers(dest="db_command", required=True, metavar="ACTION")
+    _config_arg(db_sub.add_parser("upgrade", help="apply the database migrations"))
+
+    imp = sub.add_parser("import", help="import an event file (.toml)")
+    imp.add_argument("file", type=Path)
+    _config_arg(imp)
+    return parser
+
+
+async def _check(settings: Settings, secrets: Secrets) -> int:
+    missing = secrets.missing_for(settings)
+    adapters = [name for name in ("slack", "discord", "console") if getattr(settings, name).enabled]
+    print(f"database: {settings.bot.database_url}")
+    print(f"adapters: {', '.join(adapters) or 'none'}")
+    if settings.slack.enabled:
+        print(f"slack: {settings.slack.mode} mode, announcing in {settings.slack.announce_channels or 'no channels'}")
+    if settings.discord.enabled:
+        channels = settings.discord.announce_channels or "no channels"
+        print(f"discord: guilds {settings.discord.guild_ids}, announcing in {channels}")
+    if settings.http.enabled:
+        print(f"http: {settings.http.host}:{settings.http.port} (/healthz)")
+    if missing:
+        print(f"error: missing environment variables: {', '.join(missing)}", file=sys.stderr)
+        return 1
+    print("config OK")
+    return 0
+
+
+async def _run(settings: Settings, secrets: Secrets) -> int:
+    from bot.app import build_app, serve_forever
+
+    missing = secrets.missing_for(settings)
+    if missing:
+        print(f"error: missing environment variables: {', '.join(missing)}", file=sys.stderr)
+        return 1
+    await serve_forever(build_app(settings, secrets))
+    return 0
+
+
+async def _db_upgrade(settings: Settings) -> int:
+    from bot.db import Database
+
+    db = Database(settings.bot.database_url)
+    try:
+        await db.upgrade()
+    finally:
+        await db.close()
+    print("database is up to date")
+    return 0
+
+
+async def _import(settings: Settings, file: Path) -> int:
+    from bot.app import build_app
+    from bot.eventfile import EventFileError, import_event_file
+
+    app = build_app(settings, Secrets(), adapters={}, with_http=False)
+    await app.start()
+    try:
+        slug = await import_event_file(app.engine, file)
+    except EventFileError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
+    finally:
+        await app.stop()
+    print(f"imported {slug} as a draft; publish it with /emcee event publish {slug}")
+    return 0
+
+
+async def _dispatch(args: argparse.Namespace) -> int:
+    if args.command == "demo":
+        from bot.demo import run_demo
+
+        await run_demo(sys.stdout, sys.stdin if args.interactive else None)
+        return 0
+    settings = _settings(args)
+    if args.command == "check":
+        return await _check(settings, Secrets.from_env())
+    if args.command == "run":
+        return await _run(settings, Secrets.from_env())
+    if args.command == "db":
+        return await _db_upgrade(settings)
+    return await _import(settings, args.file)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    logging.basicConfig(
+        level=logging.INFO if args.command == "run" else logging.WARNING, format="%(levelname)s %(name)s: %(message)s"
+    )
+    try:
+        return asyncio.run(_dispatch(args))
+    except ConfigError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        return 130
+
+
+if __name__ == "__main__":
+    with contextlib.suppress(KeyboardInterrupt):
+        sys.exit(main())

@@ -1,0 +1,209 @@
+"""Settings: the TOML file, validated, plus secrets from the environment.
+
+Every problem is reported as a ConfigError naming the file, the key and what is allowed,
+so `emcee check` and `emcee run` can print it without a traceback.
+"""
+
+from __future__ import annotations
+
+import os
+import tomllib
+from dataclasses import dataclass
+from datetime import timedelta
+from pathlib import Path
+from typing import Annotated, Any, Literal
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError, field_validator
+
+from bot.timeparse import TimeParseError, parse_duration
+
+
+class ConfigError(Exception):
+    """The configuration cannot be used; str() is a message fit for the operator."""
+
+
+def _check_zone(name: str) -> str:
+    try:
+        ZoneInfo(name)
+    except (ZoneInfoNotFoundError, ValueError):
+        raise ValueError(f"unknown time zone '{name}'; use an IANA name such as Europe/Berlin") from None
+    return name
+
+
+def _duration(value: Any) -> timedelta:
+    if isinstance(value, timedelta):
+        return value
+    if not isinstance(value, str):
+        raise ValueError('must be a duration string such as "10m", "1h30m" or "1d"')
+    try:
+        return parse_duration(value)
+    except TimeParseError as exc:
+        raise ValueError(str(exc)) from None
+
+
+Zone = Annotated[str, AfterValidator(_check_zone)]
+
+
+class _Section(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class BotSettings(_Section):
+    name: str = "Emcee"
+    timezone: Zone = "UTC"
+    database_url: str = "sqlite:///emcee.db"
+    grace_minutes: int = Field(15, ge=0)
+    max_guests: int = Field(2, ge=0)
+
+
+class ReminderSettings(_Section):
+    event_offsets: list[timedelta] = Field(default_factory=lambda: [timedelta(days=1), timedelta(hours=1)])
+    item_offset: timedelta = timedelta(minutes=5)
+    speaker_intros: bool = True
+    dm_offset: timedelta = timedelta(hours=1)
+
+    @field_validator("event_offsets", mode="before")
+    @classmethod
+    def _offsets(cls, value: Any) -> list[timedelta]:
+        if not isinstance(value, list):
+            raise ValueError('must be a list of durations such as ["1d", "1h"]')
+        return [_duration(item) for item in value]
+
+    @field_validator("item_offset", "dm_offset", mode="before")
+    @classmethod
+    def _offset(cls, value: Any) -> timedelta:
+        return _duration(value)
+
+
+class OrganizerSettings(_Section):
+    slack: list[str] = Field(default_factory=list)
+    discord: list[str] = Field(default_factory=list)
+    discord_roles: list[str] = Field(default_factory=list)
+    console: list[str] = Field(default_factory=lambda: ["organizer"])
+
+
+class HttpSettings(_Section):
+    enabled: bool = True
+    host: str = "127.0.0.1"
+    port: int = Field(8080, ge=0, le=65535)
+
+
+class SlackSettings(_Section):
+    enabled: bool = False
+    mode: Literal["socket", "http"] = "socket"
+    api_base_url: str = "https://slack.com/api/"
+    announce_channels: list[str] = Field(default_factory=list)
+
+
+class DiscordSettings(_Section):
+    enabled: bool = False
+    guild_ids: list[int] = Field(default_factory=list)
+    announce_channels: list[int] = Field(default_factory=list)
+    api_base_url: str = "https://discord.com/api/v10"
+    gateway_url: str = "wss://gateway.discord.gg"
+
+
+class ConsoleSettings(_Section):
+    enabled: bool = True
+
+
+class Settings(_Section):
+    bot: BotSettings = Field(default_factory=BotSettings)
+    reminders: ReminderSettings = Field(default_factory=ReminderSettings)
+    organizers: OrganizerSettings = Field(default_factory=OrganizerSettings)
+    http: HttpSettings = Field(default_factory=HttpSettings)
+    slack: SlackSettings = Field(default_factory=SlackSettings)
+    discord: DiscordSettings = Field(default_factory=DiscordSettings)
+    console: ConsoleSettings = Field(default_factory=ConsoleSettings)
+
+
+@dataclass(frozen=True, repr=False)
+class Secrets:
+    """Tokens, read from the environment only. repr() never shows them."""
+
+    slack_bot_token: str | None = None
+    slack_app_token: str | None = None
+    slack_signing_secret: str | None = None
+    discord_token: str | None = None
+
+    @classmethod
+    def from_env(cls, environ: dict[str, str] | None = None) -> Secrets:
+        env = os.environ if environ is None else environ
+        return cls(
+            slack_bot_token=env.get("SLACK_BOT_TOKEN") or None,
+            slack_app_token=env.get("SLACK_APP_TOKEN") or None,
+            slack_signing_secret=env.get("SLACK_SIGNING_SECRET") or None,
+            discord_token=env.get("DISCORD_TOKEN") or None,
+        )
+
+    def __repr__(self) -> str:
+        present = [name for name, value in vars(self).items() if value]
+        return f"Secrets(set={present})"
+
+    def missing_for(self, settings: Settings) -> list[str]:
+        """The environment variables that the enabled adapters need and do not have."""
+        needed: list[tuple[str, str | None]] = []
+        if settings.slack.enabled:
+            needed.append(("SLACK_BOT_TOKEN", self.slack_bot_token))
+            if settings.slack.mode == "socket":
+                needed.append(("SLACK_APP_TOKEN", self.slack_app_token))
+            else:
+                needed.append(("SLACK_SIGNING_SECRET", self.slack_signing_secret))
+        if settings.discord.enabled:
+            needed.append(("DISCORD_TOKEN", self.discord_token))
+        return [name for name, value in needed if not value]
+
+
+def _describe(error: dict[str, Any]) -> str:
+    loc = [str(part) for part in error["loc"]]
+    section, key = (loc[0], ".".join(loc[1:])) if len(loc) > 1 else ("", loc[0] if loc else "")
+    where = f"[{section}] {key}" if section else key
+    kind = error["type"]
+    if kind == "extra_forbidden":
+        return f"{where}: unknown key"
+    if kind == "literal_error":
+        return f"{where}: {error['msg'].lower()}"
+    message = str(error["msg"]).removeprefix("Value error, ")
+    return f"{where}: {message} (got {error.get('input')!r})"
+
+
+def _allowed_keys(loc: tuple[Any, ...]) -> str:
+    model: type[BaseModel] = Settings
+    for part in loc[:-1]:
+        field = model.model_fields.get(str(part))
+        if field is None or not isinstance(field.annotation, type) or not issubclass(field.annotation, BaseModel):
+            return ""
+        model = field.annotation
+    return ", ".join(model.model_fields)
+
+
+def parse_settings(data: dict[str, Any], source: str) -> Settings:
+    """Validate a parsed TOML document; errors name `source`, the key and what is allowed."""
+    try:
+        return Settings.model_validate(data)
+    except ValidationError as exc:
+        lines = []
+        for error in exc.errors():
+            line = _describe(error)
+            if error["type"] == "extra_forbidden":
+                line += f"; allowed keys: {_allowed_keys(error['loc'])}"
+            lines.append(f"{source}: {line}")
+        raise ConfigError("\n".join(lines)) from None
+
+
+def load_settings(path: Path | None) -> Settings:
+    """Read the config file; None means the embedded defaults (SQLite and the console)."""
+    if path is None:
+        return Settings()
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise ConfigError(f"{path}: no such config file (copy config.example.toml to start one)") from None
+    except OSError as exc:
+        raise ConfigError(f"{path}: cannot read: {exc.strerror}") from None
+    try:
+        data = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"{path}: not valid TOML: {exc}") from None
+    return parse_settings(data, str(path))

@@ -1,0 +1,89 @@
+"""The database: an async engine from `database_url`, sessions, and Alembic migrations.
+
+SQLite runs every transaction as BEGIN IMMEDIATE so that concurrent writers queue on the
+busy timeout instead of failing; PostgreSQL uses its own row locks.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from pathlib import Path
+from typing import Any
+
+import sqlalchemy as sa
+from alembic import command
+from alembic.config import Config as AlembicConfig
+from sqlalchemy.engine import make_url
+from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
+from sqlmodel.ext.asyncio.session import AsyncSession
+
+MIGRATIONS = Path(__file__).parent / "migrations"
+_ASYNC_DRIVERS = {"sqlite": "sqlite+aiosqlite", "postgresql": "postgresql+asyncpg", "postgres": "postgresql+asyncpg"}
+
+
+def async_url(database_url: str) -> str:
+    """Map the operator's URL (sqlite:///emcee.db, postgresql://...) to its async driver."""
+    url = make_url(database_url)
+    driver = _ASYNC_DRIVERS.get(url.drivername)
+    if driver:
+        url = url.set(drivername=driver)
+    return url.render_as_string(hide_password=False)
+
+
+def _sqlite_immediate(engine: AsyncEngine) -> None:
+    @sa.event.listens_for(engine.sync_engine, "connect")
+    def _connect(dbapi_connection: Any, _record: Any) -> None:
+        dbapi_connection.isolation_level = None  # let the "begin" hook issue BEGIN itself
+        cursor = dbapi_connection.cursor()
+        cursor.execute("PRAGMA journal_mode=WAL")
+        cursor.execute("PRAGMA busy_timeout=30000")
+        cursor.execute("PRAGMA foreign_keys=ON")
+        cursor.close()
+
+    @sa.event.listens_for(engine.sync_engine, "begin")
+    def _begin(connection: sa.Connection) -> None:
+        connection.exec_driver_sql("BEGIN IMMEDIATE")
+
+
+class Database:
+    """Owns the engine; hands out sessions and runs migrations."""
+
+    def __init__(self, database_url: str) -> None:
+        self.url = async_url(database_url)
+        self.is_sqlite = self.url.startswith("sqlite")
+        options: dict[str, Any] = {}
+        if self.is_sqlite:
+            options["connect_args"] = {"timeout": 30}
+        else:
+            options["pool_size"] = 10
+            options["max_overflow"] = 20
+        self.engine = create_async_engine(self.url, **options)
+        if self.is_sqlite:
+            _sqlite_immediate(self.engine)
+
+    @asynccontextmanager
+    async def session(self) -> AsyncIterator[AsyncSession]:
+        """A session inside one transaction: committed on success, rolled back on any error."""
+        async with AsyncSession(self.engine, expire_on_commit=False) as session:
+            async with session.begin():
+                yield session
+
+    async def upgrade(self, revision: str = "head") -> None:
+        """Bring the schema to `revision` with Alembic."""
+        config = AlembicConfig()
+        config.set_main_option("script_location", str(MIGRATIONS))
+        async with self.engine.begin() as connection:
+            await connection.run_sync(_run_upgrade, config, revision)
+
+    async def ping(self) -> None:
+        async with self.engine.connect() as connection:
+            await connection.execute(sa.text("SELECT 1"))
+
+    async def close(self) -> None:
+        await self.engine.dispose()
+
+
+def _run_upgrade(connection: sa.Connection, config: AlembicConfig, revision: str) -> None:
+    config.attributes["connection"] = connection
+    command.upgrade(config, revision)

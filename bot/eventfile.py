@@ -1,0 +1,171 @@
+"""Event files (TOML): an event with its speakers and agenda, imported through the engine's own commands.
+
+Importing issues the same commands an organizer would type, so every check of the engine applies.
+The whole file is validated first; a file that names an existing event is refused.
+"""
+
+from __future__ import annotations
+
+import tomllib
+from datetime import datetime, timedelta
+from pathlib import Path
+from typing import Any
+from zoneinfo import ZoneInfo
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from bot.commands import UsageError
+from bot.engine import Engine
+from bot.invocation import Actor, Invocation
+from bot.timeparse import TimeParseError, WallTime, parse_wall_time
+
+IMPORTER = Actor("system", "import", "event file import")
+
+
+class EventFileError(Exception):
+    """The file cannot be imported; the message names the file and the entry."""
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class EventSpec(_Strict):
+    slug: str
+    title: str
+    starts: str
+    ends: str | None = None
+    timezone: str
+    venue: str = ""
+    url: str = ""
+    capacity: int = Field(0, ge=0)
+    description: str = ""
+
+
+class SpeakerSpec(_Strict):
+    name: str
+    affiliation: str = ""
+    bio: str = ""
+    links: str = ""
+    slack: str | None = None
+    discord: str | None = None
+
+
+class ItemSpec(_Strict):
+    starts: str
+    ends: str | None = None
+    title: str
+    kind: str = "talk"
+    speakers: list[str] = Field(default_factory=list)
+    moderator: str | None = None
+    panelists: list[str] = Field(default_factory=list)
+    abstract: str = ""
+
+
+class EventFile(_Strict):
+    event: EventSpec
+    speakers: list[SpeakerSpec] = Field(default_factory=list)
+    agenda: list[ItemSpec] = Field(default_factory=list)
+
+
+def read_event_file(path: Path) -> EventFile:
+    try:
+        data = tomllib.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise EventFileError(f"{path}: no such file") from None
+    except tomllib.TOMLDecodeError as exc:
+        raise EventFileError(f"{path}: not valid TOML: {exc}") from None
+    try:
+        return EventFile.model_validate(data)
+    except ValidationError as exc:
+        problems = "; ".join(f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in exc.errors())
+        raise EventFileError(f"{path}: {problems}") from None
+
+
+def _wall(text: str, where: str) -> WallTime:
+    try:
+        return parse_wall_time(text)
+    except TimeParseError as exc:
+        raise EventFileError(f"{where}: {exc}") from None
+
+
+def moved(spec: EventFile, starts_at: datetime | None, scale: float = 1.0) -> dict[str, datetime]:
+    """Wall times of the file as aware datetimes, optionally re-anchored at `starts_at` and compressed
+    by `scale` (the demo replays an evening in about a minute)."""
+    zone = ZoneInfo(spec.event.timezone)
+    start_wall = _wall(spec.event.starts, "event.starts")
+    if start_wall.day is None:
+        raise EventFileError("event.starts: needs a date, YYYY-MM-DD HH:MM")
+    original = start_wall.resolve(zone, start_wall.day)
+    anchor = starts_at or original
+
+    def place(text: str, where: str) -> datetime:
+        moment = _wall(text, where).resolve(zone, start_wall.day)  # type: ignore[arg-type]
+        return anchor + timedelta(seconds=(moment - original).total_seconds() * scale)
+
+    times = {"event.starts": anchor}
+    times["event.ends"] = (
+        place(spec.event.ends, "event.ends") if spec.event.ends else anchor + timedelta(hours=3) * scale
+    )
+    for index, item in enumerate(spec.agenda):
+        times[f"agenda.{index}.starts"] = place(item.starts, f"agenda.{index}.starts")
+        ends = place(item.ends, f"agenda.{index}.ends") if item.ends else None
+        times[f"agenda.{index}.ends"] = ends or times[f"agenda.{index}.starts"] + timedelta(minutes=30) * scale
+    return times
+
+
+def _when(moment: datetime, zone: ZoneInfo) -> WallTime:
+    local = moment.astimezone(zone)
+    return WallTime(local.time().replace(microsecond=0), local.date())
+
+
+async def import_event_file(engine: Engine, path: Path, starts_at: datetime | None = None, scale: float = 1.0) -> str:
+    """Create the event, its speakers (new ones only) and its agenda. Returns the slug."""
+    spec = read_event_file(path)
+    zone = ZoneInfo(spec.event.timezone)
+    times = moved(spec, starts_at, scale)
+    if spec.event.slug in await engine.event_slugs():
+        raise EventFileError(f"{path}: event '{spec.event.slug}' already exists; nothing was imported")
+
+    async def run(where: str, path_: tuple[str, ...], args: dict[str, Any]) -> None:
+        reply = await engine.handle(Invocation(IMPORTER, None, path_, args))
+        if not reply.ok:
+            raise EventFileError(f"{path}: {where}: {reply.text.removeprefix('⚠️ ')}")
+
+    event = spec.event
+    args: dict[str, Any] = {
+        "slug": event.slug,
+        "title": event.title,
+        "starts": _when(times["event.starts"], zone),
+        "ends": _when(times["event.ends"], zone),
+        "timezone": event.timezone,
+        "venue": event.venue,
+        "url": event.url,
+        "capacity": event.capacity,
+        "description": event.description,
+    }
+    await run("event", ("emcee", "event", "create"), args)
+    try:
+        for index, speaker in enumerate(spec.speakers):
+            fields = {k: v for k, v in speaker.model_dump().items() if v}
+            reply = await engine.handle(Invocation(IMPORTER, None, ("emcee", "speaker", "add"), fields))
+            if not reply.ok and "already a speaker" not in reply.text:
+                raise EventFileError(f"{path}: speakers.{index}: {reply.text.removeprefix('⚠️ ')}")
+        for index, item in enumerate(spec.agenda):
+            item_args: dict[str, Any] = {
+                "starts": _when(times[f"agenda.{index}.starts"], zone),
+                "ends": _when(times[f"agenda.{index}.ends"], zone),
+                "title": item.title,
+                "kind": item.kind,
+                "speaker": item.speakers,
+                "panelist": item.panelists,
+                "abstract": item.abstract,
+                "event": event.slug,
+            }
+            if item.moderator:
+                item_args["moderator"] = item.moderator
+            await run(f"agenda.{index}", ("emcee", "agenda", "add"), item_args)
+    except (EventFileError, UsageError):
+        await engine.delete_event(event.slug)
+        raise
+    return event.slug

@@ -1,0 +1,54 @@
+"""The transport-neutral request: who asked, where, and which command with which arguments.
+
+Adapters turn platform payloads into an Invocation; the engine never sees a payload.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+
+@dataclass(frozen=True)
+class Actor:
+    """A member on one platform. `roles` are role names (Discord) used for organizer checks."""
+
+    platform: str
+    user_id: str
+    display_name: str = ""
+    roles: tuple[str, ...] = ()
+
+    @property
+    def label(self) -> str:
+        return self.display_name or self.user_id
+
+
+@dataclass(frozen=True)
+class ChannelRef:
+    platform: str
+    channel_id: str
+
+
+@dataclass(frozen=True)
+class MessageRef:
+    """Where a posted message lives, so it can be edited later. Serialised as platform:channel:message."""
+
+    platform: str
+    channel_id: str
+    message_id: str
+
+    def encode(self) -> str:
+        return f"{self.platform}:{self.channel_id}:{self.message_id}"
+
+    @classmethod
+    def decode(cls, text: str) -> MessageRef:
+        platform, channel_id, message_id = text.split(":", 2)
+        return cls(platform, channel_id, message_id)
+
+
+@dataclass(frozen=True)
+class Invocation:
+    actor: Actor
+    channel: ChannelRef | None
+    command: tuple[str, ...]
+    args: dict[str, Any] = field(default_factory=dict)

@@ -1,0 +1,168 @@
+"""Platform-neutral messages. Adapters render these; the core never formats for a platform.
+
+Times travel as UTC-aware datetimes together with the event's IANA zone, so each renderer can
+show viewers their own local time and fall back to the event's zone.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+
+@dataclass(frozen=True)
+class When:
+    starts_at: datetime
+    ends_at: datetime
+    timezone: str
+
+
+@dataclass(frozen=True)
+class RsvpChoice:
+    value: str
+    label: str
+
+
+RSVP_CHOICES: tuple[RsvpChoice, ...] = (
+    RsvpChoice("going", "Going"),
+    RsvpChoice("maybe", "Maybe"),
+    RsvpChoice("no", "Can't go"),
+)
+
+
+@dataclass(frozen=True)
+class SpeakerLine:
+    name: str
+    role: str = "speaker"
+    affiliation: str = ""
+    bio: str = ""
+    slack_id: str | None = None
+    discord_id: str | None = None
+
+
+@dataclass(frozen=True)
+class AgendaEntry:
+    position: int
+    title: str
+    kind: str
+    when: When
+    speakers: tuple[SpeakerLine, ...] = ()
+    abstract: str = ""
+
+
+@dataclass(frozen=True)
+class EventCard:
+    slug: str
+    title: str
+    when: When
+    venue: str
+    url: str
+    description: str
+    status: str
+    capacity: int | None
+    going: int
+    waitlist: int
+    maybe: int
+    calendar_url: str = ""
+    choices: tuple[RsvpChoice, ...] = RSVP_CHOICES
+
+    @property
+    def seats_left(self) -> int | None:
+        return None if self.capacity is None else max(self.capacity - self.going, 0)
+
+
+@dataclass(frozen=True)
+class AgendaCard:
+    slug: str
+    title: str
+    timezone: str
+    entries: tuple[AgendaEntry, ...]
+
+
+@dataclass(frozen=True)
+class SpeakerIntro:
+    slug: str
+    event_title: str
+    entry: AgendaEntry
+
+
+@dataclass(frozen=True)
+class Reminder:
+    """ "Starts in 1 hour", "starting now", or "up next" for an agenda item."""
+
+    slug: str
+    title: str
+    when: When
+    venue: str
+    lead: timedelta
+    item: AgendaEntry | None = None
+
+
+@dataclass(frozen=True)
+class AgendaChange:
+    title: str
+    old_start: datetime | None
+    new_start: datetime | None
+
+
+@dataclass(frozen=True)
+class AgendaUpdate:
+    slug: str
+    title: str
+    timezone: str
+    summary: str
+    changes: tuple[AgendaChange, ...] = ()
+
+
+@dataclass(frozen=True)
+class Notice:
+    """Free text from the bot or an organizer, optionally about one event."""
+
+    text: str
+    slug: str | None = None
+
+
+@dataclass(frozen=True)
+class AttendeeRow:
+    name: str
+    platform: str
+    status: str
+    guests: int
+
+
+@dataclass(frozen=True)
+class AttendeeList:
+    slug: str
+    title: str
+    capacity: int | None
+    going: int
+    maybe: int
+    waitlisted: int
+    rows: tuple[AttendeeRow, ...]
+
+
+@dataclass(frozen=True)
+class EventList:
+    events: tuple[EventCard, ...]
+
+
+@dataclass(frozen=True)
+class Attachment:
+    filename: str
+    content: str
+    mime_type: str = "text/csv"
+
+
+Message = EventCard | AgendaCard | SpeakerIntro | Reminder | AgendaUpdate | Notice | AttendeeList | EventList
+
+
+@dataclass(frozen=True)
+class Reply:
+    """The engine's answer to one invocation. Ephemeral unless it is meant for the channel."""
+
+    text: str
+    ok: bool = True
+    ephemeral: bool = True
+    message: Message | None = None
+    attachment: Attachment | None = None
+    usage: str | None = None

@@ -1,0 +1,153 @@
+"""SQLModel tables: events, agenda, speakers, RSVPs and the delivery ledger.
+
+Every datetime column is UTC-aware (UTCDateTime) so that no naive value ever leaves the database,
+whichever backend stores it.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from enum import StrEnum
+
+import sqlalchemy as sa
+from sqlmodel import Field, SQLModel
+
+
+class UTCDateTime(sa.types.TypeDecorator[datetime]):
+    """A timestamp stored in UTC and always read back aware."""
+
+    impl = sa.DateTime(timezone=True)
+    cache_ok = True
+
+    def process_bind_param(self, value: datetime | None, dialect: sa.Dialect) -> datetime | None:
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            raise ValueError("naive datetimes are not stored; attach a time zone")
+        return value.astimezone(UTC)
+
+    def process_result_value(self, value: datetime | None, dialect: sa.Dialect) -> datetime | None:
+        if value is None:
+            return None
+        return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+
+
+def _utc_column(nullable: bool = False) -> sa.Column[datetime]:
+    return sa.Column(UTCDateTime(), nullable=nullable)
+
+
+class EventStatus(StrEnum):
+    DRAFT = "draft"
+    PUBLISHED = "published"
+    CANCELLED = "cancelled"
+
+
+class ItemKind(StrEnum):
+    WELCOME = "welcome"
+    TALK = "talk"
+    PANEL = "panel"
+    BREAK = "break"
+    NETWORKING = "networking"
+    OTHER = "other"
+
+
+class SpeakerRole(StrEnum):
+    SPEAKER = "speaker"
+    MODERATOR = "moderator"
+    PANELIST = "panelist"
+
+
+class RsvpStatus(StrEnum):
+    GOING = "going"
+    WAITLISTED = "waitlisted"
+    MAYBE = "maybe"
+    DECLINED = "declined"
+
+
+class DeliveryStatus(StrEnum):
+    CLAIMED = "claimed"
+    SENT = "sent"
+    FAILED = "failed"
+    SKIPPED = "skipped"
+
+
+class Event(SQLModel, table=True):
+    id: int | None = Field(default=None, primary_key=True)
+    slug: str = Field(index=True, unique=True, max_length=64)
+    uid: str = Field(unique=True, max_length=255)
+    title: str = Field(max_length=200)
+    description: str = ""
+    venue: str = ""
+    url: str = ""
+    starts_at: datetime = Field(sa_column=_utc_column())
+    ends_at: datetime = Field(sa_column=_utc_column())
+    timezone: str = Field(max_length=64)
+    capacity: int | None = None
+    seats_taken: int = 0
+    status: str = Field(default=EventStatus.DRAFT, max_length=16)
+    reminder_offsets: str | None = Field(default=None, max_length=200)
+    sequence: int = 0
+    updated_at: datetime = Field(sa_column=_utc_column())
+
+
+class AgendaItem(SQLModel, table=True):
+    __tablename__ = "agenda_item"
+
+    id: int | None = Field(default=None, primary_key=True)
+    event_id: int = Field(foreign_key="event.id", index=True, ondelete="CASCADE")
+    position: int
+    starts_at: datetime = Field(sa_column=_utc_column())
+    ends_at: datetime = Field(sa_column=_utc_column())
+    title: str = Field(max_length=300)
+    kind: str = Field(default=ItemKind.TALK, max_length=16)
+    abstract: str = ""
+
+
+class Speaker(SQLModel, table=True):
+    id: int | None = Field(default=None, primary_key=True)
+    name: str = Field(unique=True, max_length=200)
+    affiliation: str = ""
+    bio: str = ""
+    links: str = ""
+    slack_id: str | None = Field(default=None, max_length=64)
+    discord_id: str | None = Field(default=None, max_length=64)
+
+
+class ItemSpeaker(SQLModel, table=True):
+    """Who appears in an agenda item, and as what."""
+
+    __tablename__ = "item_speaker"
+
+    item_id: int = Field(foreign_key="agenda_item.id", primary_key=True, ondelete="CASCADE")
+    speaker_id: int = Field(foreign_key="speaker.id", primary_key=True, ondelete="CASCADE")
+    role: str = Field(default=SpeakerRole.SPEAKER, max_length=16)
+
+
+class Rsvp(SQLModel, table=True):
+    __table_args__ = (sa.UniqueConstraint("event_id", "platform", "user_id", name="uq_rsvp_member"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    event_id: int = Field(foreign_key="event.id", index=True, ondelete="CASCADE")
+    platform: str = Field(max_length=16)
+    user_id: str = Field(max_length=64)
+    display_name: str = Field(default="", max_length=200)
+    status: str = Field(max_length=16)
+    guests: int = 0
+    queued_at: datetime = Field(sa_column=_utc_column())
+    dm_reminders: bool = False
+
+
+class Delivery(SQLModel, table=True):
+    """The ledger: one row per (post key, target); claimed, then sent, failed or skipped."""
+
+    __table_args__ = (sa.UniqueConstraint("key", "target", name="uq_delivery_key_target"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    key: str = Field(max_length=255, index=True)
+    target: str = Field(max_length=255)
+    status: str = Field(max_length=16)
+    message_ref: str | None = Field(default=None, max_length=255)
+    attempts: int = 0
+    lease_until: datetime | None = Field(default=None, sa_column=_utc_column(nullable=True))
+    error: str | None = None
+    updated_at: datetime = Field(sa_column=_utc_column())

@@ -1,0 +1,34 @@
+"""The Adapter protocol: what the core needs from a chat platform.
+
+It lives in the core so the publisher and scheduler can type against it without importing any
+adapter; adapters/base.py re-exports it for the adapters themselves.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Protocol
+
+from bot.invocation import Actor, ChannelRef, MessageRef
+from bot.messages import Message
+
+if TYPE_CHECKING:
+    from bot.engine import Engine
+
+
+class Adapter(Protocol):
+    platform: str
+
+    async def start(self, engine: Engine) -> None: ...
+
+    async def stop(self) -> None: ...
+
+    async def send(self, target: ChannelRef, message: Message) -> MessageRef: ...
+
+    async def edit(self, ref: MessageRef, message: Message) -> None: ...
+
+    async def send_dm(self, user: Actor, message: Message) -> MessageRef: ...
+
+    @property
+    def connected(self) -> bool:
+        """Whether the platform connection is up, for /healthz."""
+        ...

@@ -1,0 +1,153 @@
+"""Seats and the waitlist, decided inside the database.
+
+Seats are taken with one conditional UPDATE on the event row (seats_taken + n <= capacity), so two
+processes can never both take the last seat: SQLite serialises writers, and PostgreSQL re-checks
+the WHERE clause after waiting on the row lock. Promotions run in the same transaction as the
+cancellation that freed the seats.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+
+import sqlalchemy as sa
+from sqlmodel import col, select, update
+from sqlmodel.ext.asyncio.session import AsyncSession
+
+from bot.invocation import Actor
+from bot.models import Event, Rsvp, RsvpStatus
+
+
+@dataclass(frozen=True)
+class RsvpOutcome:
+    status: RsvpStatus
+    guests: int
+    waitlist_position: int | None = None
+    kept_previous: bool = False  # asked for more seats than are free; the old RSVP stands
+    promoted: tuple[Actor, ...] = ()
+
+
+def party_size(rsvp: Rsvp) -> int:
+    return 1 + rsvp.guests
+
+
+async def take_seats(session: AsyncSession, event_id: int, seats: int) -> bool:
+    """Atomically take `seats` if they fit; False leaves the event untouched."""
+    result = await session.exec(
+        update(Event)
+        .where(col(Event.id) == event_id)
+        .where(sa.or_(col(Event.capacity).is_(None), col(Event.seats_taken) + seats <= col(Event.capacity)))
+        .values(seats_taken=col(Event.seats_taken) + seats)
+    )
+    return result.rowcount == 1
+
+
+async def release_seats(session: AsyncSession, event_id: int, seats: int) -> None:
+    await session.exec(
+        update(Event).where(col(Event.id) == event_id).values(seats_taken=col(Event.seats_taken) - seats)
+    )
+
+
+async def promote_waitlist(session: AsyncSession, event_id: int) -> tuple[Actor, ...]:
+    """Promote waiting parties in queue order; a party moves up only if all of it fits."""
+    waiting = (
+        await session.exec(
+            select(Rsvp)
+            .where(Rsvp.event_id == event_id, Rsvp.status == RsvpStatus.WAITLISTED)
+            .order_by(col(Rsvp.queued_at), col(Rsvp.id))
+        )
+    ).all()
+    promoted = []
+    for rsvp in waiting:
+        if await take_seats(session, event_id, party_size(rsvp)):
+            rsvp.status = RsvpStatus.GOING
+            session.add(rsvp)
+            promoted.append(Actor(rsvp.platform, rsvp.user_id, rsvp.display_name))
+    return tuple(promoted)
+
+
+async def waitlist_position(session: AsyncSession, rsvp: Rsvp) -> int:
+    ahead = await session.exec(
+        select(sa.func.count())
+        .select_from(Rsvp)
+        .where(Rsvp.event_id == rsvp.event_id, Rsvp.status == RsvpStatus.WAITLISTED)
+        .where(
+            sa.or_(
+                col(Rsvp.queued_at) < rsvp.queued_at,
+                sa.and_(col(Rsvp.queued_at) == rsvp.queued_at, col(Rsvp.id) < rsvp.id),
+            )
+        )
+    )
+    return ahead.one() + 1
+
+
+async def set_rsvp(
+    session: AsyncSession, event: Event, member: Actor, wanted: RsvpStatus, guests: int, now: datetime
+) -> RsvpOutcome:
+    """Record `member`'s answer. `wanted` is GOING, MAYBE or DECLINED; GOING may end up WAITLISTED."""
+    assert event.id is not None
+    rsvp = (
+        await session.exec(
+            select(Rsvp).where(
+                Rsvp.event_id == event.id, Rsvp.platform == member.platform, Rsvp.user_id == member.user_id
+            )
+        )
+    ).first()
+    if rsvp is None:
+        rsvp = Rsvp(
+            event_id=event.id,
+            platform=member.platform,
+            user_id=member.user_id,
+            status=RsvpStatus.DECLINED,
+            queued_at=now,
+        )
+    if member.display_name:
+        rsvp.display_name = member.display_name
+    before = RsvpStatus(rsvp.status)
+    held = party_size(rsvp) if before is RsvpStatus.GOING else 0
+    outcome = await _apply(session, event.id, rsvp, before, held, wanted, guests, now)
+    session.add(rsvp)
+    await session.flush()
+    promoted = tuple(
+        p
+        for p in await promote_waitlist(session, event.id)
+        if p.user_id != member.user_id or p.platform != member.platform
+    )
+    position = await waitlist_position(session, rsvp) if rsvp.status == RsvpStatus.WAITLISTED else None
+    return RsvpOutcome(RsvpStatus(rsvp.status), rsvp.guests, position, outcome, promoted)
+
+
+async def _apply(
+    session: AsyncSession,
+    event_id: int,
+    rsvp: Rsvp,
+    before: RsvpStatus,
+    held: int,
+    wanted: RsvpStatus,
+    guests: int,
+    now: datetime,
+) -> bool:
+    """Move the RSVP to its new state, taking or releasing seats. True if the old RSVP was kept."""
+    if wanted is not RsvpStatus.GOING:
+        if held:
+            await release_seats(session, event_id, held)
+        rsvp.status, rsvp.guests = wanted, guests
+        return False
+    if before is RsvpStatus.GOING:
+        extra = 1 + guests - held
+        if extra > 0 and not await take_seats(session, event_id, extra):
+            return True
+        if extra < 0:
+            await release_seats(session, event_id, -extra)
+        rsvp.guests = guests
+        return False
+    if before is RsvpStatus.WAITLISTED:
+        rsvp.guests = guests  # keeps its place in the queue
+        return False
+    rsvp.guests = guests
+    if await take_seats(session, event_id, 1 + guests):
+        rsvp.status = RsvpStatus.GOING
+    else:
+        rsvp.status, rsvp.queued_at = RsvpStatus.WAITLISTED, now
+    return False

@@ -1,0 +1,70 @@
+"""Durations and wall-clock times as organizers type them ("1h30m", "-5m", "18:00")."""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from datetime import date, datetime, time, timedelta
+from zoneinfo import ZoneInfo
+
+_DURATION = re.compile(r"^([+-])?((?:\d+[dhms])+)$")
+_PART = re.compile(r"(\d+)([dhms])")
+_UNITS = {"d": "days", "h": "hours", "m": "minutes", "s": "seconds"}
+
+
+class TimeParseError(ValueError):
+    """A duration or time that does not parse; the message says what is accepted."""
+
+
+def parse_duration(text: str) -> timedelta:
+    """Parse "10m", "1h30m", "1d", "-5m" or "+10m" into a timedelta."""
+    match = _DURATION.match(text.strip().lower())
+    if not match:
+        raise TimeParseError(f"'{text}' is not a duration; use forms like 10m, 1h30m, 1d or -5m")
+    sign = -1 if match.group(1) == "-" else 1
+    total = timedelta()
+    for amount, unit in _PART.findall(match.group(2)):
+        total += timedelta(**{_UNITS[unit]: int(amount)})
+    return sign * total
+
+
+def format_duration(delta: timedelta) -> str:
+    """The inverse of parse_duration, in the largest whole units: 90 minutes -> "1h30m"."""
+    seconds = int(delta.total_seconds())
+    sign = "-" if seconds < 0 else ""
+    seconds = abs(seconds)
+    parts = []
+    for unit, size in (("d", 86400), ("h", 3600), ("m", 60), ("s", 1)):
+        if seconds >= size:
+            parts.append(f"{seconds // size}{unit}")
+            seconds %= size
+    return sign + ("".join(parts) or "0m")
+
+
+@dataclass(frozen=True)
+class WallTime:
+    """A local time as typed: HH:MM alone (on the event's date) or with a date."""
+
+    clock: time
+    day: date | None = None
+
+    def resolve(self, zone: ZoneInfo, default_day: date) -> datetime:
+        """The aware instant this wall time names in `zone`."""
+        return datetime.combine(self.day or default_day, self.clock, tzinfo=zone)
+
+
+_TIME = re.compile(r"^(?:(\d{4})-(\d{2})-(\d{2})[ T])?(\d{1,2}):(\d{2})$")
+
+
+def parse_wall_time(text: str) -> WallTime:
+    """Parse "18:00" or "2016-06-15 18:00"."""
+    match = _TIME.match(text.strip())
+    if not match:
+        raise TimeParseError(f"'{text}' is not a time; use HH:MM or YYYY-MM-DD HH:MM")
+    year, month, day, hour, minute = match.groups()
+    try:
+        clock = time(int(hour), int(minute))
+        on = date(int(year), int(month), int(day)) if year else None
+    except ValueError as exc:
+        raise TimeParseError(f"'{text}' is not a valid time: {exc}") from None
+    return WallTime(clock, on)

@@ -1,0 +1,343 @@
+"""A local fake of Slack's Web API and Socket Mode, for tests that drive the real slack_sdk and slack_bolt.
+
+Point a client at it with ``AsyncWebClient(token=..., base_url=fake.api_base_url)``. A Socket Mode
+client using such a web client gets the fake's websocket from ``apps.connections.open``. The payload
+helpers build HTTP-mode requests (form bodies and signatures) the way Slack sends them to an app.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import hmac
+import itertools
+import json
+import time
+import uuid
+from collections import deque
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from types import TracebackType
+from typing import Any
+from urllib.parse import urlencode
+
+from aiohttp import WSCloseCode, WSMsgType, web
+
+PAYLOADS_DIR = Path(__file__).resolve().parent.parent / "payloads" / "slack"
+
+# The fake workspace; the recorded payloads under PAYLOADS_DIR use the same ids.
+TEAM_ID = "T0EMCEE01"
+TEAM_DOMAIN = "emcee-test"
+APP_ID = "A0EMCEEAPP"
+BOT_USER_ID = "U0EMCEEBOT"
+BOT_ID = "B0EMCEEBOT"
+
+_FIRST_TS_MICROS = 1_700_000_000_000_100  # the first ts handed out: "1700000000.000100"
+
+Answer = dict[str, Any]
+
+
+@dataclass(frozen=True)
+class Call:
+    """One Web API call as received: query, form and JSON fields merged; the token from any of them."""
+
+    method: str
+    params: dict[str, Any]
+    token: str | None
+
+
+@dataclass(frozen=True)
+class ResponseUrlPost:
+    """One JSON body that the app POSTed to a response_url made by `FakeSlack.response_url`."""
+
+    name: str
+    body: dict[str, Any]
+
+
+@dataclass(frozen=True)
+class _Fault:
+    error: str
+    status: int
+    retry_after: int | None = None
+
+
+class FakeSlack:
+    """Slack's Web API, response_urls and Socket Mode, served on 127.0.0.1 on a free port.
+
+    Use as ``async with FakeSlack() as fake:``. Bolt's ``AsyncSocketModeHandler`` calls
+    ``apps.connections.open`` through ``app.client``, so an ``AsyncApp(client=AsyncWebClient(...,
+    base_url=fake.api_base_url))`` reaches the fake's websocket with no other setting. Close Socket
+    Mode clients before leaving the block, or they will try to reconnect to a server that is gone.
+    """
+
+    def __init__(self) -> None:
+        self.calls: list[Call] = []
+        self.responses: list[ResponseUrlPost] = []
+        # Channel messages by ts, as last posted or updated; each also carries its "channel".
+        self.messages: dict[str, dict[str, Any]] = {}
+        self._faults: dict[str, deque[_Fault]] = {}
+        self._dm_channels: dict[str, str] = {}
+        self._ts = itertools.count(_FIRST_TS_MICROS, 100)
+        self._sockets: list[web.WebSocketResponse] = []
+        self._connected = asyncio.Event()
+        self._acks: dict[str, asyncio.Future[dict[str, Any]]] = {}
+        self._methods: dict[str, Callable[[dict[str, Any], str], Answer]] = {
+            "auth.test": self._auth_test,
+            "chat.postMessage": self._chat_post_message,
+            "chat.update": self._chat_update,
+            "chat.postEphemeral": self._chat_post_ephemeral,
+            "conversations.open": self._conversations_open,
+            "apps.connections.open": self._apps_connections_open,
+        }
+        app = web.Application()
+        app.router.add_get("/api/{method}", self._web_api)
+        app.router.add_post("/api/{method}", self._web_api)
+        app.router.add_post("/respond/{name}", self._response_url)
+        app.router.add_get("/socket", self._socket)
+        self._runner = web.AppRunner(app, access_log=None, shutdown_timeout=0.5)
+        self._port: int | None = None
+
+    async def __aenter__(self) -> FakeSlack:
+        await self._runner.setup()
+        await web.TCPSite(self._runner, "127.0.0.1", 0).start()
+        self._port = self._runner.addresses[0][1]
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        for ws in list(self._sockets):
+            await ws.close(code=WSCloseCode.GOING_AWAY)
+        await self._runner.cleanup()
+
+    @property
+    def url(self) -> str:
+        """The fake's root, e.g. ``http://127.0.0.1:PORT`` (no trailing slash)."""
+        if self._port is None:
+            raise RuntimeError("FakeSlack is not started; use `async with FakeSlack() as fake`")
+        return f"http://127.0.0.1:{self._port}"
+
+    @property
+    def api_base_url(self) -> str:
+        """What slack_sdk takes as ``base_url``: ``http://127.0.0.1:PORT/api/``."""
+        return f"{self.url}/api/"
+
+    @property
+    def socket_url(self) -> str:
+        """The Socket Mode websocket URL that ``apps.connections.open`` hands out."""
+        return f"ws://{self.url.removeprefix('http://')}/socket"
+
+    def calls_to(self, method: str) -> list[Call]:
+        """The recorded calls to one Web API method, in order (failed ones included)."""
+        return [call for call in self.calls if call.method == method]
+
+    def fail_next(self, method: str, error: str = "channel_not_found", times: int = 1) -> None:
+        """Answer the next `times` calls to `method` with HTTP 200 and ``{"ok": false, "error": error}``."""
+        self._faults.setdefault(method, deque()).extend([_Fault(error, 200)] * times)
+
+    def rate_limit_next(self, method: str, retry_after: int = 1, times: int = 1) -> None:
+        """Answer the next `times` calls to `method` with HTTP 429, ``Retry-After`` and ``ratelimited``."""
+        self._faults.setdefault(method, deque()).extend([_Fault("ratelimited", 429, retry_after)] * times)
+
+    def response_url(self, name: str) -> str:
+        """A response_url on the fake; what is POSTed to it lands in `responses` under `name`."""
+        return f"{self.url}/respond/{name}"
+
+    async def wait_socket_connected(self, timeout: float = 5) -> None:
+        """Wait until a Socket Mode client is connected (and has been sent ``hello``)."""
+        async with asyncio.timeout(timeout):
+            await self._connected.wait()
+
+    async def push(self, envelope_type: str, payload: dict[str, Any], timeout: float = 5) -> dict[str, Any]:
+        """Send a Socket Mode envelope to the newest client and return its ack.
+
+        `envelope_type` is Slack's: ``slash_commands``, ``interactive`` or ``events_api``. The ack is the
+        client's JSON message with the same ``envelope_id``; it may carry a ``payload``.
+        """
+        envelope_id = str(uuid.uuid4())
+        envelope: dict[str, Any] = {
+            "envelope_id": envelope_id,
+            "type": envelope_type,
+            "payload": payload,
+            "accepts_response_payload": envelope_type != "events_api",
+        }
+        if envelope_type == "events_api":
+            envelope |= {"retry_attempt": 0, "retry_reason": ""}
+        ack = asyncio.get_running_loop().create_future()
+        self._acks[envelope_id] = ack
+        try:
+            async with asyncio.timeout(timeout):
+                await self._connected.wait()
+                await self._sockets[-1].send_json(envelope)
+                return await ack
+        finally:
+            del self._acks[envelope_id]
+
+    # --- HTTP handlers -------------------------------------------------------------------------
+
+    async def _web_api(self, request: web.Request) -> web.Response:
+        method = request.match_info["method"]
+        params: dict[str, Any] = dict(request.query)
+        if request.content_type == "application/json":
+            params.update(await request.json())
+        else:
+            params.update(await request.post())
+        token = params.pop("token", None) or _bearer_token(request.headers.get("Authorization", ""))
+        self.calls.append(Call(method, params, token))
+
+        faults = self._faults.get(method)
+        if faults:
+            fault = faults.popleft()
+            headers = {} if fault.retry_after is None else {"Retry-After": str(fault.retry_after)}
+            return _json({"ok": False, "error": fault.error}, status=fault.status, headers=headers)
+        answer = self._methods.get(method)
+        if answer is None:
+            return _json({"ok": False, "error": "unknown_method"})
+        if token is None:
+            return _json({"ok": False, "error": "not_authed"})
+        return _json(answer(params, token))
+
+    async def _response_url(self, request: web.Request) -> web.Response:
+        self.responses.append(ResponseUrlPost(request.match_info["name"], await request.json()))
+        return web.Response(text="ok")
+
+    async def _socket(self, request: web.Request) -> web.WebSocketResponse:
+        ws = web.WebSocketResponse()
+        await ws.prepare(request)
+        self._sockets.append(ws)
+        hello = load_payload("socket_hello")
+        hello["num_connections"] = len(self._sockets)
+        await ws.send_json(hello)
+        self._connected.set()
+        try:
+            async for message in ws:
+                if message.type != WSMsgType.TEXT:
+                    continue
+                ack = json.loads(message.data)
+                waiter = self._acks.get(ack.get("envelope_id"))
+                if waiter is not None and not waiter.done():
+                    waiter.set_result(ack)
+        finally:
+            self._sockets.remove(ws)
+            if not self._sockets:
+                self._connected.clear()
+        return ws
+
+    # --- Web API methods -----------------------------------------------------------------------
+
+    def _next_ts(self) -> str:
+        micros = next(self._ts)
+        return f"{micros // 1_000_000}.{micros % 1_000_000:06d}"
+
+    def _auth_test(self, params: dict[str, Any], token: str) -> Answer:
+        return {
+            "ok": True,
+            "url": f"https://{TEAM_DOMAIN}.slack.com/",
+            "team": "Emcee Test",
+            "user": "emcee",
+            "team_id": TEAM_ID,
+            "user_id": BOT_USER_ID,
+            "bot_id": BOT_ID,
+            "is_enterprise_install": False,
+        }
+
+    def _chat_post_message(self, params: dict[str, Any], token: str) -> Answer:
+        channel = params.get("channel")
+        if not channel:
+            return {"ok": False, "error": "channel_not_found"}
+        content = _message_content(params)
+        if not content:
+            return {"ok": False, "error": "no_text"}
+        ts = self._next_ts()
+        message = {"type": "message", "user": BOT_USER_ID, "bot_id": BOT_ID, "team": TEAM_ID, "ts": ts, "text": ""}
+        message |= content
+        self.messages[ts] = {"channel": channel, **message}
+        return {"ok": True, "channel": channel, "ts": ts, "message": message}
+
+    def _chat_update(self, params: dict[str, Any], token: str) -> Answer:
+        channel, ts = params.get("channel"), params.get("ts")
+        stored = self.messages.get(ts or "")
+        if stored is None or stored["channel"] != channel:
+            return {"ok": False, "error": "message_not_found"}
+        stored |= _message_content(params)
+        message = {k: v for k, v in stored.items() if k != "channel"}
+        return {"ok": True, "channel": channel, "ts": ts, "text": stored["text"], "message": message}
+
+    def _chat_post_ephemeral(self, params: dict[str, Any], token: str) -> Answer:
+        if not params.get("channel"):
+            return {"ok": False, "error": "channel_not_found"}
+        if not params.get("user"):
+            return {"ok": False, "error": "user_not_in_channel"}
+        if not _message_content(params):
+            return {"ok": False, "error": "no_text"}
+        return {"ok": True, "message_ts": self._next_ts()}
+
+    def _conversations_open(self, params: dict[str, Any], token: str) -> Answer:
+        users = params.get("users")
+        if not users:
+            return {"ok": False, "error": "users_list_not_supplied"}
+        already_open = users in self._dm_channels
+        if not already_open:
+            self._dm_channels[users] = f"D{len(self._dm_channels) + 1:08d}"
+        return {
+            "ok": True,
+            "no_op": already_open,
+            "already_open": already_open,
+            "channel": {"id": self._dm_channels[users]},
+        }
+
+    def _apps_connections_open(self, params: dict[str, Any], token: str) -> Answer:
+        if not token.startswith("xapp-"):
+            return {"ok": False, "error": "not_allowed_token_type"}
+        return {"ok": True, "url": self.socket_url}
+
+
+def _json(body: Answer, status: int = 200, headers: dict[str, str] | None = None) -> web.Response:
+    return web.Response(text=json.dumps(body), status=status, headers=headers, content_type="application/json")
+
+
+def _bearer_token(authorization: str) -> str | None:
+    scheme, _, token = authorization.partition(" ")
+    return token if scheme.lower() == "bearer" and token else None
+
+
+def _message_content(params: dict[str, Any]) -> dict[str, Any]:
+    """The content fields of a chat.* call; form bodies carry blocks and attachments as JSON text."""
+    content = {key: params[key] for key in ("text", "blocks", "attachments", "thread_ts") if params.get(key)}
+    for key in ("blocks", "attachments"):
+        if isinstance(content.get(key), str):
+            content[key] = json.loads(content[key])
+    return content
+
+
+# --- Building HTTP-mode requests the way Slack does ------------------------------------------
+
+
+def load_payload(name: str) -> dict[str, Any]:
+    """A fresh copy of ``tests/payloads/slack/<name>.json``."""
+    return json.loads((PAYLOADS_DIR / f"{name}.json").read_text(encoding="utf-8"))
+
+
+def signed_headers(body: str, signing_secret: str, timestamp: int | None = None) -> dict[str, str]:
+    """Slack's request-signing headers for `body`: HMAC-SHA256 of ``v0:<timestamp>:<body>``."""
+    stamp = str(int(time.time()) if timestamp is None else timestamp)
+    digest = hmac.new(signing_secret.encode(), f"v0:{stamp}:{body}".encode(), hashlib.sha256).hexdigest()
+    return {
+        "Content-Type": "application/x-www-form-urlencoded",
+        "X-Slack-Request-Timestamp": stamp,
+        "X-Slack-Signature": f"v0={digest}",
+    }
+
+
+def slash_command_body(fields: dict[str, str], **overrides: str) -> str:
+    """The form body of a slash command request, e.g. from ``load_payload("slash_command_rsvp")``."""
+    return urlencode({**fields, **overrides})
+
+
+def block_actions_body(payload: dict[str, Any]) -> str:
+    """The form body of an interactive request: ``payload=<JSON>``."""
+    return urlencode({"payload": json.dumps(payload, separators=(",", ":"))})
