@@ -317,7 +317,7 @@ def _join_dates(tokens: list[Token]) -> list[Token]:
         if (
             previous
             and re.fullmatch(r"\d{4}-\d{2}-\d{2}", previous.text)
-            and re.fullmatch(r"\d{1,2}:\d{2}", token.text)
+            and re.fullmatch(r"\d{1,2}:\d{2}(:\d{2})?", token.text)
         ):
             joined[-1] = Token(f"{previous.text} {token.text}", previous.start)
         else:
@@ -339,6 +339,10 @@ class Registry:
         self._by_path = {command.path: command for command in commands}
         self.roots = tuple(dict.fromkeys(command.path[0] for command in commands))
 
+    @property
+    def help_usage(self) -> str:
+        return self._by_path[("emcee", "help")].usage
+
     def get(self, path: tuple[str, ...]) -> Command | None:
         return self._by_path.get(path)
 
@@ -355,28 +359,28 @@ class Registry:
         text = line.strip().removeprefix("/")
         tokens = tokenize(text)
         if not tokens:
-            raise UsageError("no command given; try /emcee help")
+            raise UsageError("no command given", self.help_usage)
         command, used = self.find([token.text for token in tokens])
         if command is None:
-            raise UsageError(self._unknown(tokens))
+            raise UsageError(self._unknown(tokens), self.help_usage)
         try:
             return Parsed(command, _bind(command, tokens[used:], text, events))
         except UsageError as exc:
             raise UsageError(exc.message, command.usage) from None
 
     def _unknown(self, tokens: list[Token]) -> str:
-        words = [token.text.lower() for token in tokens]
-        prefix = tuple(words[:2]) if words[0] == "emcee" and len(words) > 1 else tuple(words[:1])
-        options = sorted(
-            {
-                c.path[len(prefix)]
-                for c in self.commands
-                if c.path[: len(prefix)] == prefix and len(c.path) > len(prefix)
-            }
+        words = [token.text.lower() for token in tokens[:3]]
+        known = max(
+            (n for n in range(1, len(words) + 1) if any(c.path[:n] == tuple(words[:n]) for c in self.commands)),
+            default=0,
         )
-        if options:
-            return f"/{' '.join(prefix)} needs one of: {', '.join(options)}. Try /emcee help"
-        return f"unknown command '{' '.join(words[:3])}'. Try /emcee help"
+        if known == 0:
+            return f"unknown command '{words[0]}'"
+        prefix = tuple(words[:known])
+        children = ", ".join(sorted({c.path[known] for c in self.commands if c.path[:known] == prefix}))
+        if known < len(words):
+            return f"/{' '.join(prefix)} has no '{words[known]}'; use one of: {children}"
+        return f"/{' '.join(prefix)} needs one of: {children}"
 
     def convert(self, command: Command, raw: dict[str, Any]) -> dict[str, Any]:
         """Typed options from a platform (e.g. Discord) to engine values, with the same checks as text."""
@@ -402,7 +406,7 @@ class Registry:
             words = topic.strip().removeprefix("/").lower().split()
             matches = [c for c in self.commands if _topic_matches(c, words)]
             if not matches:
-                raise UsageError(f"no command called '{topic}'", self.get(("emcee", "help")).usage)
+                raise UsageError(f"no command called '{topic}'", self.help_usage)
             return "\n\n".join(c.help() for c in matches)
         members = [c for c in self.commands if not c.organizer]
         organizers = [c for c in self.commands if c.organizer]
@@ -419,6 +423,7 @@ def _topic_matches(command: Command, words: list[str]) -> bool:
 
 def _bind(command: Command, tokens: list[Token], text: str, events: Collection[str]) -> dict[str, Any]:
     args: dict[str, Any] = {}
+    taken_loosely: list[str] = []  # tokens that only a free-form slot accepted
     positionals = list(command.positionals)
     index = 0
     while index < len(tokens):
@@ -432,11 +437,24 @@ def _bind(command: Command, tokens: list[Token], text: str, events: Collection[s
             args[rest_arg.name] = text[token.start :].strip()
             break
         if arg is None:
+            _explain_misfit(command, args, [*taken_loosely, token.text])
             raise UsageError(f"unexpected '{token.text}'")
+        if arg.kind not in _SPECIFIC:
+            taken_loosely.append(token.text)
         args[arg.name] = arg.convert(token.text)
         index += 1
+    _explain_misfit(command, args, taken_loosely)
     _check_required(command, args)
     return args
+
+
+def _explain_misfit(command: Command, args: dict[str, Any], tokens: list[str]) -> None:
+    """When a required argument is missing, the likeliest cause is a token meant for it that it
+    rejected: raise that argument's own error ("'5x' is not a duration") instead of a vaguer one."""
+    for arg in command.positionals:
+        if arg.required and arg.name not in args:
+            for token in tokens:
+                arg.convert(token)
 
 
 def _pick_positional(

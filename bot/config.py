@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Annotated, Any, Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError, ValidationInfo, field_validator
 
 from bot.timeparse import TimeParseError, parse_duration
 
@@ -87,6 +87,22 @@ class HttpSettings(_Section):
     enabled: bool = True
     host: str = "127.0.0.1"
     port: int = Field(8080, ge=0, le=65535)
+    # Where members reach this server (behind a proxy, say); calendar links in cards start with it.
+    public_url: str = Field("", validate_default=True)
+
+    @field_validator("public_url")
+    @classmethod
+    def _public_url(cls, value: str, info: ValidationInfo) -> str:
+        if not value:
+            return f"http://{info.data.get('host', '127.0.0.1')}:{info.data.get('port', 8080)}"
+        if not value.startswith(("http://", "https://")):
+            raise ValueError("must start with http:// or https://")
+        return value.rstrip("/")
+
+    @property
+    def link_base(self) -> str:
+        """The base of links to this server in cards; empty when the server is off."""
+        return self.public_url if self.enabled else ""
 
 
 class SlackSettings(_Section):

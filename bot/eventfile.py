@@ -114,9 +114,9 @@ def moved(spec: EventFile, starts_at: datetime | None, scale: float = 1.0) -> di
     return times
 
 
-def _when(moment: datetime, zone: ZoneInfo) -> WallTime:
-    local = moment.astimezone(zone)
-    return WallTime(local.time().replace(microsecond=0), local.date())
+def _local(moment: datetime, zone: ZoneInfo) -> str:
+    """Local wall time as typed; seconds matter when the demo compresses an evening."""
+    return moment.astimezone(zone).strftime("%Y-%m-%d %H:%M:%S")
 
 
 async def import_event_file(engine: Engine, path: Path, starts_at: datetime | None = None, scale: float = 1.0) -> str:
@@ -127,45 +127,36 @@ async def import_event_file(engine: Engine, path: Path, starts_at: datetime | No
     if spec.event.slug in await engine.event_slugs():
         raise EventFileError(f"{path}: event '{spec.event.slug}' already exists; nothing was imported")
 
-    async def run(where: str, path_: tuple[str, ...], args: dict[str, Any]) -> None:
-        reply = await engine.handle(Invocation(IMPORTER, None, path_, args))
-        if not reply.ok:
+    async def run(where: str, command: tuple[str, ...], raw: dict[str, Any], tolerate: str = "") -> None:
+        """Issue one command with the same conversions and checks as typed platform options."""
+        try:
+            args = engine.registry.convert(engine.registry.get(command), raw)  # type: ignore[arg-type]
+        except UsageError as exc:
+            raise EventFileError(f"{path}: {where}: {exc.message}") from None
+        reply = await engine.handle(Invocation(IMPORTER, None, command, args))
+        if not reply.ok and not (tolerate and tolerate in reply.text):
             raise EventFileError(f"{path}: {where}: {reply.text.removeprefix('⚠️ ')}")
 
     event = spec.event
-    args: dict[str, Any] = {
-        "slug": event.slug,
-        "title": event.title,
-        "starts": _when(times["event.starts"], zone),
-        "ends": _when(times["event.ends"], zone),
-        "timezone": event.timezone,
-        "venue": event.venue,
-        "url": event.url,
-        "capacity": event.capacity,
-        "description": event.description,
-    }
-    await run("event", ("emcee", "event", "create"), args)
+    await run(
+        "event",
+        ("emcee", "event", "create"),
+        {
+            **event.model_dump(exclude={"starts", "ends"}),
+            "starts": _local(times["event.starts"], zone),
+            "ends": _local(times["event.ends"], zone),
+        },
+    )
     try:
         for index, speaker in enumerate(spec.speakers):
-            fields = {k: v for k, v in speaker.model_dump().items() if v}
-            reply = await engine.handle(Invocation(IMPORTER, None, ("emcee", "speaker", "add"), fields))
-            if not reply.ok and "already a speaker" not in reply.text:
-                raise EventFileError(f"{path}: speakers.{index}: {reply.text.removeprefix('⚠️ ')}")
+            await run(f"speakers.{index}", ("emcee", "speaker", "add"), speaker.model_dump(), "already a speaker")
         for index, item in enumerate(spec.agenda):
-            item_args: dict[str, Any] = {
-                "starts": _when(times[f"agenda.{index}.starts"], zone),
-                "ends": _when(times[f"agenda.{index}.ends"], zone),
-                "title": item.title,
-                "kind": item.kind,
-                "speaker": item.speakers,
-                "panelist": item.panelists,
-                "abstract": item.abstract,
-                "event": event.slug,
-            }
-            if item.moderator:
-                item_args["moderator"] = item.moderator
-            await run(f"agenda.{index}", ("emcee", "agenda", "add"), item_args)
-    except (EventFileError, UsageError):
+            raw = item.model_dump(exclude={"speakers", "panelists"})
+            raw |= {"speaker": item.speakers, "panelist": item.panelists, "event": event.slug}
+            raw |= {"starts": _local(times[f"agenda.{index}.starts"], zone)}
+            raw |= {"ends": _local(times[f"agenda.{index}.ends"], zone)}
+            await run(f"agenda.{index}", ("emcee", "agenda", "add"), raw)
+    except EventFileError:
         await engine.delete_event(event.slug)
         raise
     return event.slug

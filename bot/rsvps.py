@@ -50,7 +50,17 @@ async def release_seats(session: AsyncSession, event_id: int, seats: int) -> Non
 
 
 async def promote_waitlist(session: AsyncSession, event_id: int) -> tuple[Actor, ...]:
-    """Promote waiting parties in queue order; a party moves up only if all of it fits."""
+    """Promote waiting parties in queue order; a party moves up only if all of it fits.
+
+    Free seats are read first only to skip parties that cannot fit; each promotion still takes
+    its seats with the conditional UPDATE, which is what guarantees the capacity.
+    """
+    capacity, taken = (
+        await session.exec(select(Event.capacity, Event.seats_taken).where(Event.id == event_id))
+    ).one()
+    free = None if capacity is None else capacity - taken
+    if free is not None and free <= 0:
+        return ()
     waiting = (
         await session.exec(
             select(Rsvp)
@@ -60,10 +70,16 @@ async def promote_waitlist(session: AsyncSession, event_id: int) -> tuple[Actor,
     ).all()
     promoted = []
     for rsvp in waiting:
+        if free is not None and party_size(rsvp) > free:
+            continue
         if await take_seats(session, event_id, party_size(rsvp)):
             rsvp.status = RsvpStatus.GOING
             session.add(rsvp)
             promoted.append(Actor(rsvp.platform, rsvp.user_id, rsvp.display_name))
+            if free is not None:
+                free -= party_size(rsvp)
+                if free == 0:
+                    break
     return tuple(promoted)
 
 

@@ -53,17 +53,17 @@ class WallTime:
         return datetime.combine(self.day or default_day, self.clock, tzinfo=zone)
 
 
-_TIME = re.compile(r"^(?:(\d{4})-(\d{2})-(\d{2})[ T])?(\d{1,2}):(\d{2})$")
+_TIME = re.compile(r"^(?:(\d{4})-(\d{2})-(\d{2})[ T])?(\d{1,2}):(\d{2})(?::(\d{2}))?$")
 
 
 def parse_wall_time(text: str) -> WallTime:
-    """Parse "18:00" or "2016-06-15 18:00"."""
+    """Parse "18:00" or "2016-06-15 18:00" (seconds, "18:00:30", are allowed too)."""
     match = _TIME.match(text.strip())
     if not match:
         raise TimeParseError(f"'{text}' is not a time; use HH:MM or YYYY-MM-DD HH:MM")
-    year, month, day, hour, minute = match.groups()
+    year, month, day, hour, minute, second = match.groups()
     try:
-        clock = time(int(hour), int(minute))
+        clock = time(int(hour), int(minute), int(second or 0))
         on = date(int(year), int(month), int(day)) if year else None
     except ValueError as exc:
         raise TimeParseError(f"'{text}' is not a valid time: {exc}") from None
