@@ -354,6 +354,14 @@ class Registry:
                 return command, length
         return None, 0
 
+    def needs_event_names(self, line: str) -> bool:
+        """Whether parsing `line` depends on which events exist (an optional event before free text)."""
+        command, _ = self.find(line.strip().removeprefix("/").split()[:3])
+        if command is None:
+            return False
+        kinds = {arg.kind for arg in command.positionals}
+        return ArgKind.EVENT in kinds and any(arg.rest for arg in command.positionals)
+
     def parse(self, line: str, events: Collection[str] = ()) -> Parsed:
         """Parse 'rsvp maybe +1' or '/emcee agenda shift +10m'. `events` are known slugs."""
         text = line.strip().removeprefix("/")

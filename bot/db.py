@@ -17,6 +17,8 @@ from typing import Any
 import sqlalchemy as sa
 from alembic import command
 from alembic.config import Config as AlembicConfig
+from alembic.runtime.migration import MigrationContext
+from alembic.script import ScriptDirectory
 from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 from sqlmodel.ext.asyncio.session import AsyncSession
@@ -81,12 +83,34 @@ class Database:
         async with self.engine.begin() as connection:
             await connection.run_sync(_run_upgrade, config, revision)
 
+    async def prepare(self) -> None:
+        """At startup: migrate a SQLite file in place; on PostgreSQL, where several processes may start
+        at once, only check that `emcee db upgrade` has been run."""
+        if self.is_sqlite:
+            await self.upgrade()
+            return
+        async with self.engine.connect() as connection:
+            current = await connection.run_sync(_current_revision)
+        head = ScriptDirectory(str(MIGRATIONS)).get_current_head()
+        if current != head:
+            raise SchemaOutOfDate(
+                f"the database schema is at {current or 'nothing'}, not {head}: run `emcee db upgrade`"
+            )
+
     async def ping(self) -> None:
         async with self.engine.connect() as connection:
             await connection.execute(sa.text("SELECT 1"))
 
     async def close(self) -> None:
         await self.engine.dispose()
+
+
+class SchemaOutOfDate(Exception):
+    """The database needs `emcee db upgrade` before the bot can run."""
+
+
+def _current_revision(connection: sa.Connection) -> str | None:
+    return MigrationContext.configure(connection).get_current_revision()
 
 
 def _run_upgrade(connection: sa.Connection, config: AlembicConfig, revision: str) -> None:

@@ -55,9 +55,7 @@ async def promote_waitlist(session: AsyncSession, event_id: int) -> tuple[Actor,
     Free seats are read first only to skip parties that cannot fit; each promotion still takes
     its seats with the conditional UPDATE, which is what guarantees the capacity.
     """
-    capacity, taken = (
-        await session.exec(select(Event.capacity, Event.seats_taken).where(Event.id == event_id))
-    ).one()
+    capacity, taken = (await session.exec(select(Event.capacity, Event.seats_taken).where(Event.id == event_id))).one()
     free = None if capacity is None else capacity - taken
     if free is not None and free <= 0:
         return ()
@@ -125,11 +123,14 @@ async def set_rsvp(
     outcome = await _apply(session, event.id, rsvp, before, held, wanted, guests, now)
     session.add(rsvp)
     await session.flush()
-    promoted = tuple(
-        p
-        for p in await promote_waitlist(session, event.id)
-        if p.user_id != member.user_id or p.platform != member.platform
-    )
+    promoted: tuple[Actor, ...] = ()
+    seats_freed = held > (party_size(rsvp) if rsvp.status == RsvpStatus.GOING else 0)
+    if seats_freed or before is RsvpStatus.WAITLISTED:  # only then can a waiting party newly fit
+        promoted = tuple(
+            p
+            for p in await promote_waitlist(session, event.id)
+            if (p.platform, p.user_id) != (member.platform, member.user_id)
+        )
     position = await waitlist_position(session, rsvp) if rsvp.status == RsvpStatus.WAITLISTED else None
     return RsvpOutcome(RsvpStatus(rsvp.status), rsvp.guests, position, outcome, promoted)
 
