@@ -1,25 +1,40 @@
-"""The delivery ledger: each post reaches each target at most once per key.
+"""The delivery ledger and the outbox: each post reaches each target at most once per key.
 
 Sending is claim, send, mark sent. The claim is a row insert guarded by the unique (key, target)
 constraint, so two processes cannot both claim; a claim whose lease expired (the sender crashed
-mid-send) may be claimed again.
+mid-send) may be claimed again. The outbox sends what was claimed: across targets concurrently, to
+one target in the order the posts were handed to it, retrying failed sends with backoff and
+waiting out a rate limit's Retry-After, then marking the row sent (with the message ref that later
+edits use) or failed (with the error).
 """
 
 from __future__ import annotations
 
+import asyncio
+import logging
+from collections.abc import AsyncIterator, Awaitable, Callable, Collection, Iterable, Mapping, Sequence
+from contextlib import asynccontextmanager
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import datetime, timedelta
+from typing import Any
 
 import sqlalchemy as sa
-from sqlalchemy.exc import IntegrityError
+from sqlalchemy.dialects import postgresql, sqlite
 from sqlmodel import col, select, update
+from sqlmodel.ext.asyncio.session import AsyncSession
 
 from bot.clock import Clock
 from bot.db import Database
-from bot.invocation import MessageRef
+from bot.invocation import Actor, ChannelRef, MessageRef
+from bot.messages import Message
 from bot.models import Delivery, DeliveryStatus
+from bot.ports import Adapter
+
+log = logging.getLogger(__name__)
 
 DEFAULT_LEASE = timedelta(minutes=2)
+FINAL = (DeliveryStatus.SENT, DeliveryStatus.FAILED, DeliveryStatus.SKIPPED)
+_CHUNK = 500  # keys per IN (...) query
 
 
 @dataclass(frozen=True)
@@ -39,71 +54,222 @@ class Target:
         return cls(platform, rest.removeprefix("@"), rest.startswith("@"))
 
 
+class RateLimited(Exception):
+    """Raised by an adapter when a send is still rate limited after the library's own retries.
+
+    The outbox waits `retry_after` seconds before its next attempt. Any exception with a numeric
+    `retry_after` attribute is honoured the same way.
+    """
+
+    def __init__(self, retry_after: float, detail: str = "rate limited") -> None:
+        super().__init__(f"{detail} (retry after {retry_after:g}s)")
+        self.retry_after = retry_after
+
+
+@dataclass(frozen=True)
+class RetryPolicy:
+    """Waits before each retry of a failed send; a send is tried len(delays) + 1 times in all."""
+
+    delays: tuple[float, ...] = (0.5, 1.0, 2.0)
+    max_retry_after: float = 300.0  # a longer Retry-After is capped, so one post cannot stall a channel for long
+
+
 class Ledger:
+    """The delivery table. Claims and slot checks can join the caller's transaction (`session`); finishes
+    that arrive together are written in one transaction (a group commit), which keeps a burst of
+    posts from queueing behind one commit each."""
+
     def __init__(self, db: Database, clock: Clock, lease: timedelta = DEFAULT_LEASE) -> None:
         self.db = db
         self.clock = clock
         self.lease = lease
+        self._finishing: list[tuple[dict[str, Any], asyncio.Future[None]]] = []
+        self._flusher: asyncio.Task[None] | None = None
+
+    def _insert(self) -> Any:
+        """INSERT ... ON CONFLICT DO NOTHING needs the dialect's own insert()."""
+        return (sqlite if self.db.is_sqlite else postgresql).insert(Delivery)
+
+    @asynccontextmanager
+    async def _session(self, session: AsyncSession | None) -> AsyncIterator[AsyncSession]:
+        if session is not None:
+            yield session
+        else:
+            async with self.db.session() as own:
+                yield own
 
     async def claim(self, key: str, target: Target) -> bool:
         """True if this caller now owns sending `key` to `target`."""
-        now = self.clock.now()
-        try:
-            async with self.db.session() as session:
-                session.add(
-                    Delivery(
-                        key=key,
-                        target=target.encode(),
-                        status=DeliveryStatus.CLAIMED,
-                        attempts=1,
-                        lease_until=now + self.lease,
-                        updated_at=now,
-                    )
-                )
-            return True
-        except IntegrityError:
-            pass
-        async with self.db.session() as session:
-            result = await session.exec(
-                update(Delivery)
-                .where(col(Delivery.key) == key, col(Delivery.target) == target.encode())
-                .where(col(Delivery.status) == DeliveryStatus.CLAIMED, col(Delivery.lease_until) < now)
-                .values(attempts=col(Delivery.attempts) + 1, lease_until=now + self.lease, updated_at=now)
-            )
-            return result.rowcount == 1
+        return bool(await self.claim_many(key, [target]))
 
-    async def finish(
-        self, key: str, target: Target, status: DeliveryStatus, ref: MessageRef | None = None, error: str | None = None
-    ) -> None:
+    async def claim_many(self, key: str, targets: Sequence[Target]) -> list[Target]:
+        """Claim `key` for each target; returns those this caller now owns, in order."""
+        return (await self.claim_posts([(key, targets)]))[key]
+
+    async def claim_posts(
+        self, posts: Sequence[tuple[str, Sequence[Target]]], session: AsyncSession | None = None
+    ) -> dict[str, list[Target]]:
+        """Claim several posts in one transaction: for each key, the targets this caller now owns, in order.
+
+        A target is claimed when it has no row yet, or when its claim's lease expired before it was sent.
+        """
+        now = self.clock.now()
+        lease_until = now + self.lease
+        wanted = dict.fromkeys((key, target.encode()) for key, targets in posts for target in targets)
+        owned: set[tuple[str, str]] = set()
+        rows = [
+            {
+                "key": key,
+                "target": target,
+                "status": DeliveryStatus.CLAIMED,
+                "attempts": 1,
+                "lease_until": lease_until,
+                "updated_at": now,
+            }
+            for key, target in wanted
+        ]
+        async with self._session(session) as session:
+            for start in range(0, len(rows), _CHUNK):
+                inserted = await session.exec(
+                    self._insert()
+                    .values(rows[start : start + _CHUNK])
+                    .on_conflict_do_nothing(index_elements=["key", "target"])
+                    .returning(col(Delivery.key), col(Delivery.target))
+                )
+                owned.update((key, target) for key, target in inserted.all())
+            rest = [pair for pair in wanted if pair not in owned]
+            for start in range(0, len(rest), _CHUNK):
+                reclaimed = await session.exec(
+                    update(Delivery)
+                    .where(sa.tuple_(col(Delivery.key), col(Delivery.target)).in_(rest[start : start + _CHUNK]))
+                    .where(col(Delivery.status) == DeliveryStatus.CLAIMED, col(Delivery.lease_until) < now)
+                    .values(attempts=col(Delivery.attempts) + 1, lease_until=lease_until, updated_at=now)
+                    .returning(col(Delivery.key), col(Delivery.target))
+                )
+                owned.update((key, target) for key, target in reclaimed.all())
+        return {key: [t for t in targets if (key, t.encode()) in owned] for key, targets in posts}
+
+    async def renew(self, key: str, target: Target, wait: timedelta) -> None:
+        """Count another attempt and keep the lease beyond the coming wait, so no one else re-claims it."""
+        now = self.clock.now()
         async with self.db.session() as session:
             await session.exec(
                 update(Delivery)
                 .where(col(Delivery.key) == key, col(Delivery.target) == target.encode())
-                .values(
-                    status=status,
-                    message_ref=ref.encode() if ref else None,
-                    error=error,
-                    lease_until=None,
-                    updated_at=self.clock.now(),
-                )
+                .where(col(Delivery.status) == DeliveryStatus.CLAIMED)
+                .values(attempts=col(Delivery.attempts) + 1, lease_until=now + wait + self.lease, updated_at=now)
             )
+
+    async def finish(
+        self, key: str, target: Target, status: DeliveryStatus, ref: MessageRef | None = None, error: str | None = None
+    ) -> None:
+        """Record how a claimed send ended (sent with its message ref, or failed with the error)."""
+        done: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        values = {"b_key": key, "b_target": target.encode(), "status": status, "error": error}
+        self._finishing.append(({**values, "message_ref": ref.encode() if ref else None}, done))
+        if self._flusher is None:
+            self._flusher = asyncio.create_task(self._flush())
+        await asyncio.shield(done)
+
+    async def _flush(self) -> None:
+        table = Delivery.__table__  # type: ignore[attr-defined]
+        statement = (
+            sa.update(table)
+            .where(table.c.key == sa.bindparam("b_key"), table.c.target == sa.bindparam("b_target"))
+            .values(lease_until=None, updated_at=sa.bindparam("b_now"))
+        )
+        try:
+            while self._finishing:
+                batch: list[tuple[dict[str, Any], asyncio.Future[None]]] = []
+                try:
+                    async with self.db.session() as session:
+                        # Taken once the database is ours: every finish that arrived meanwhile joins this commit.
+                        batch, self._finishing = self._finishing, []
+                        now = self.clock.now()
+                        await session.exec(statement, params=[{**values, "b_now": now} for values, _ in batch])
+                except Exception as exc:
+                    outcome: BaseException | None = exc
+                else:
+                    outcome = None
+                for _, done in batch:
+                    if done.done():
+                        continue
+                    if outcome is None:
+                        done.set_result(None)
+                    else:
+                        done.set_exception(outcome)
+        finally:
+            self._flusher = None
 
     async def skip(self, key: str, target: Target, reason: str) -> None:
         """Record a post that will never be sent (missed beyond grace), so no later run sends it."""
+        await self.skip_many([(key, target)], reason)
+
+    async def skip_many(
+        self, posts: Iterable[tuple[str, Target]], reason: str, session: AsyncSession | None = None
+    ) -> None:
+        """Record each (key, target) as skipped unless it already has a row (sent, claimed, ...)."""
+        now = self.clock.now()
+        rows = [
+            {
+                "key": key,
+                "target": target.encode(),
+                "status": DeliveryStatus.SKIPPED,
+                "attempts": 0,
+                "error": reason,
+                "updated_at": now,
+            }
+            for key, target in posts
+        ]
+        if not rows:
+            return
+        async with self._session(session) as session:
+            for start in range(0, len(rows), _CHUNK):
+                await session.exec(
+                    self._insert()
+                    .values(rows[start : start + _CHUNK])
+                    .on_conflict_do_nothing(index_elements=["key", "target"])
+                )
+
+    async def settled(self, keys: Collection[str]) -> set[tuple[str, str]]:
+        """The (key, encoded target) pairs among `keys` that are sent, failed or skipped: never to be tried again."""
+        found: set[tuple[str, str]] = set()
+        ordered = sorted(keys)
+        for start in range(0, len(ordered), _CHUNK):
+            async with self.db.session() as session:
+                rows = await session.exec(
+                    select(Delivery.key, Delivery.target)
+                    .where(col(Delivery.key).in_(ordered[start : start + _CHUNK]))
+                    .where(col(Delivery.status).in_(FINAL))
+                )
+                found.update((key, target) for key, target in rows.all())
+        return found
+
+    async def sent_slots(self, slots: Collection[str], session: AsyncSession | None = None) -> set[tuple[str, Target]]:
+        """(slot, target) for every target that was sent a post under a key `slot:...`, whatever its run_at."""
+        if not slots:
+            return set()
+        found: set[tuple[str, Target]] = set()
+        async with self._session(session) as session:
+            rows = await session.exec(
+                select(Delivery.key, Delivery.target)
+                .where(sa.or_(*(col(Delivery.key).startswith(slot + ":", autoescape=True) for slot in slots)))
+                .where(Delivery.status == DeliveryStatus.SENT)
+            )
+            for key, target in rows.all():
+                found.update((slot, Target.decode(target)) for slot in slots if key.startswith(slot + ":"))
+        return found
+
+    async def lease_expiry(self, key: str) -> datetime | None:
+        """When the last unfinished claim on `key` lapses (None if there is none)."""
         async with self.db.session() as session:
-            exists = (
-                await session.exec(select(Delivery.id).where(Delivery.key == key, Delivery.target == target.encode()))
-            ).first()
-            if exists is None:
-                session.add(
-                    Delivery(
-                        key=key,
-                        target=target.encode(),
-                        status=DeliveryStatus.SKIPPED,
-                        error=reason,
-                        updated_at=self.clock.now(),
+            return (
+                await session.exec(
+                    select(sa.func.max(Delivery.lease_until)).where(
+                        Delivery.key == key, Delivery.status == DeliveryStatus.CLAIMED
                     )
                 )
+            ).one()
 
     async def sent_refs(self, key_prefix: str) -> list[MessageRef]:
         """Message refs of every post sent under keys starting with `key_prefix` (for later edits)."""
@@ -129,3 +295,131 @@ class Ledger:
             return (
                 await session.exec(select(sa.func.count()).select_from(Delivery).where(Delivery.status == status))
             ).one()
+
+
+_Turn = tuple[asyncio.Future[None] | None, asyncio.Future[None]]  # (the previous send's, this send's)
+
+
+@dataclass
+class FanOut:
+    """What one fan-out did: the refs of the sends that succeeded, and the targets someone else holds or sent."""
+
+    sent: dict[Target, MessageRef]
+    refused: list[Target]
+
+
+class Outbox:
+    """Claims, sends and records posts through the adapters, in order per target and concurrently across targets."""
+
+    def __init__(
+        self,
+        ledger: Ledger,
+        adapters: Mapping[str, Adapter],
+        policy: RetryPolicy | None = None,
+        sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
+    ) -> None:
+        self.ledger = ledger
+        self.adapters = adapters
+        self.policy = policy or RetryPolicy()
+        self.sleep = sleep
+        self._tails: dict[Target, asyncio.Future[None]] = {}
+
+    async def deliver(self, key: str, target: Target, build: Callable[[], Awaitable[Message]]) -> MessageRef | None:
+        return (await self.fan_out(key, [target], build)).sent.get(target)
+
+    async def fan_out(
+        self, key: str, targets: Sequence[Target], build: Callable[[], Awaitable[Message]] | Message
+    ) -> FanOut:
+        """Send `key` to every target that this caller can claim. `build` runs once, only if something was claimed."""
+        # Places in each target's queue are taken now: the order of calls is the order of sends.
+        turns = {target: self._queue(target) for target in targets}
+        result = FanOut({}, [])
+        try:
+            claimed = await self.ledger.claim_many(key, targets)
+            result.refused = [target for target in targets if target not in claimed]
+            for target in result.refused:
+                self._leave(target, turns.pop(target))
+            if not claimed:
+                return result
+            try:
+                message = await build() if callable(build) else build
+            except Exception as exc:
+                log.warning("post %s could not be built: %s", key, exc)
+                for target in claimed:
+                    await self.ledger.finish(key, target, DeliveryStatus.FAILED, error=_describe(exc))
+                return result
+            result.sent = await self._send_all(key, message, turns)
+            return result
+        finally:
+            for target, turn in turns.items():
+                self._leave(target, turn)
+
+    async def send_claimed(self, key: str, claimed: Sequence[Target], message: Message) -> dict[Target, MessageRef]:
+        """Send a post whose targets the caller already claimed (Ledger.claim_posts), and record each send."""
+        turns = {target: self._queue(target) for target in claimed}
+        try:
+            return await self._send_all(key, message, turns)
+        finally:
+            for target, turn in turns.items():
+                self._leave(target, turn)
+
+    async def _send_all(self, key: str, message: Message, turns: dict[Target, _Turn]) -> dict[Target, MessageRef]:
+        targets = list(turns)
+        refs = await asyncio.gather(*(self._send_in_turn(key, t, message, turns[t]) for t in targets))
+        return {target: ref for target, ref in zip(targets, refs, strict=True) if ref is not None}
+
+    def _queue(self, target: Target) -> _Turn:
+        previous = self._tails.get(target)
+        mine: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        self._tails[target] = mine
+        return previous, mine
+
+    def _leave(self, target: Target, turn: _Turn) -> None:
+        mine = turn[1]
+        if not mine.done():
+            mine.set_result(None)
+        if self._tails.get(target) is mine:
+            del self._tails[target]
+
+    async def _send_in_turn(self, key: str, target: Target, message: Message, turn: _Turn) -> MessageRef | None:
+        previous = turn[0]
+        if previous is not None:
+            await asyncio.shield(previous)
+        try:
+            ref, error = await self._attempts(key, target, message)
+        finally:
+            self._leave(target, turn)  # the next post to this target need not wait for the bookkeeping
+        if ref is not None:
+            await self.ledger.finish(key, target, DeliveryStatus.SENT, ref)
+        else:
+            log.warning("post %s to %s failed for good: %s", key, target.encode(), error)
+            await self.ledger.finish(key, target, DeliveryStatus.FAILED, error=error)
+        return ref
+
+    async def _attempts(self, key: str, target: Target, message: Message) -> tuple[MessageRef | None, str]:
+        """Send, retrying with backoff (or after the reported Retry-After); the ref, or None and the last error."""
+        adapter = self.adapters.get(target.platform)
+        if adapter is None:
+            return None, f"no {target.platform} adapter"
+        delays = self.policy.delays
+        for attempt in range(len(delays) + 1):
+            try:
+                if target.user:
+                    return await adapter.send_dm(Actor(target.platform, target.id), message), ""
+                return await adapter.send(ChannelRef(target.platform, target.id), message), ""
+            except Exception as exc:
+                error = exc
+            if attempt == len(delays):
+                break
+            retry_after = getattr(error, "retry_after", None)
+            wait = delays[attempt]
+            if isinstance(retry_after, int | float):
+                wait = min(max(float(retry_after), wait), self.policy.max_retry_after)
+            log.info("post %s to %s failed (%s); retrying in %.1fs", key, target.encode(), error, wait)
+            await self.ledger.renew(key, target, timedelta(seconds=wait))
+            await self.sleep(wait)
+        return None, _describe(error)
+
+
+def _describe(exc: BaseException) -> str:
+    return f"{type(exc).__name__}: {exc}"[:500]

@@ -1,14 +1,18 @@
 """Carries effects to every platform at once: cards, agenda updates, cancellations and DMs.
 
-Every post goes through the ledger, so a post key reaches each target once. Posted cards are
-remembered by their message refs and edited in place when the event changes.
+Every post goes through the outbox and its ledger, so a post key reaches each target once. Posted
+cards are remembered by their message refs and edited in place when the event changes, at most
+once per EDIT_INTERVAL per card (RSVP bursts would otherwise hit the platforms' edit limits).
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
+import math
+import time
 import uuid
+from collections import defaultdict
 from collections.abc import Awaitable, Callable, Iterable, Mapping
 
 from sqlmodel.ext.asyncio.session import AsyncSession
@@ -16,7 +20,7 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 from bot import cards
 from bot.clock import Clock
 from bot.db import Database
-from bot.delivery import Ledger, Target
+from bot.delivery import Ledger, Outbox, Target
 from bot.effects import (
     AgendaChanged,
     CardPosted,
@@ -26,12 +30,14 @@ from bot.effects import (
     MemberPromoted,
     SeatsChanged,
 )
-from bot.invocation import Actor, ChannelRef, MessageRef
+from bot.invocation import ChannelRef, MessageRef
 from bot.messages import Message, Notice
-from bot.models import DeliveryStatus, Event
+from bot.models import Event
 from bot.ports import Adapter
 
 log = logging.getLogger(__name__)
+
+EDIT_INTERVAL = 2.0  # seconds between edits of one posted card
 
 
 def card_key(event_id: int) -> str:
@@ -42,6 +48,49 @@ def agenda_key(event_id: int) -> str:
     return f"agenda:{event_id}:"
 
 
+class EditThrottle:
+    """Edits each group of posted messages at most once per `interval` seconds; the last state always lands.
+
+    The first change edits at once. Changes inside the interval share one trailing edit at its end,
+    which reads the state as it is then. Callers wait for the edit that covers their change, so
+    EffectBus.drain still means "every effect has reached the platforms".
+    """
+
+    def __init__(self, interval: float) -> None:
+        self.interval = interval
+        self._last: dict[str, float] = {}
+        self._trailing: dict[str, asyncio.Task[None]] = {}
+        self._locks: defaultdict[str, asyncio.Lock] = defaultdict(asyncio.Lock)
+
+    async def __call__(self, key: str, edit: Callable[[], Awaitable[None]]) -> None:
+        """Run `edit` now, or once at the end of the interval for every change made inside it."""
+        trailing = self._trailing.get(key)
+        if trailing is None:
+            wait = self._last.get(key, -math.inf) + self.interval - time.monotonic()
+            if wait <= 0:
+                await self._run(key, edit)
+                return
+            trailing = self._trailing[key] = asyncio.create_task(self._later(key, edit))
+        await asyncio.shield(trailing)
+
+    async def _later(self, key: str, edit: Callable[[], Awaitable[None]]) -> None:
+        while (wait := self._last[key] + self.interval - time.monotonic()) > 0:
+            await asyncio.sleep(wait)
+        self._last[key] = time.monotonic()
+        del self._trailing[key]  # from here on, a change waits for the next edit
+        await self._run(key, edit)
+
+    async def _run(self, key: str, edit: Callable[[], Awaitable[None]]) -> None:
+        async with self._locks[key]:  # edits of one group land in order, so the newest state wins
+            self._last[key] = time.monotonic()
+            try:
+                await edit()
+            except Exception as exc:
+                log.warning("refreshing %s failed: %s", key, exc)
+            finally:  # the interval runs from the end of an edit, so the platform sees them that far apart
+                self._last[key] = time.monotonic()
+
+
 class Publisher:
     def __init__(
         self,
@@ -50,12 +99,18 @@ class Publisher:
         adapters: Mapping[str, Adapter],
         channels: Mapping[str, Iterable[ChannelRef]],
         ledger: Ledger | None = None,
+        base_url: str = "",
+        outbox: Outbox | None = None,
+        edit_interval: float = EDIT_INTERVAL,
     ) -> None:
         self.db = db
+        self.base_url = base_url  # where cards' calendar links point (settings.http.link_base)
         self.clock = clock
         self.adapters = adapters
         self.channels = {platform: list(refs) for platform, refs in channels.items() if platform in adapters}
-        self.ledger = ledger or Ledger(db, clock)
+        self.outbox = outbox or Outbox(ledger or Ledger(db, clock), adapters)
+        self.ledger = self.outbox.ledger
+        self.edits = EditThrottle(edit_interval)
 
     async def __call__(self, effect: Effect) -> None:
         match effect:
@@ -64,8 +119,10 @@ class Publisher:
             case SeatsChanged(event_id):
                 await self.refresh(card_key(event_id), self._card, event_id)
             case EventChanged(event_id):
-                await self.refresh(card_key(event_id), self._card, event_id)
-                await self.refresh(agenda_key(event_id), self._agenda, event_id)
+                await asyncio.gather(
+                    self.refresh(card_key(event_id), self._card, event_id),
+                    self.refresh(agenda_key(event_id), self._agenda, event_id),
+                )
             case AgendaChanged(event_id, update):
                 await self.broadcast(f"agenda-update:{event_id}:{uuid.uuid4().hex}", lambda: _const(update))
             case EventCancelled(event_id):
@@ -75,10 +132,11 @@ class Publisher:
             case MemberPromoted(event_id, member):
                 event = await self._event(event_id)
                 text = f"🎉 A seat opened up: you're going to {event.title}. Can't make it? /rsvp {event.slug} no"
-                adapter = self.adapters.get(member.platform)
-                if adapter is not None:
+                if member.platform in self.adapters:
                     target = Target(member.platform, member.user_id, user=True)
-                    await self.deliver(f"promoted:{event_id}:{member.user_id}", target, lambda: _const(Notice(text)))
+                    await self.outbox.deliver(
+                        f"promoted:{event_id}:{member.user_id}", target, lambda: _const(Notice(text))
+                    )
 
     def targets(self) -> list[Target]:
         return [Target(platform, ref.channel_id) for platform, refs in self.channels.items() for ref in refs]
@@ -92,32 +150,20 @@ class Publisher:
         await self.broadcast(agenda_key(event_id) + post, lambda: self._agenda(event_id))
 
     async def refresh(self, prefix: str, build: Callable[[int], Awaitable[Message]], event_id: int) -> None:
-        """Edit every message posted under `prefix` to show the event's current state."""
-        refs = await self.ledger.sent_refs(prefix)
-        if refs:
+        """Edit every message posted under `prefix` to show the event's current state (throttled per prefix)."""
+        if not await self.ledger.sent_refs(prefix):
+            return  # nothing posted yet (a draft, or the post is on its way and shows the current state)
+
+        async def edit() -> None:
+            refs = await self.ledger.sent_refs(prefix)
             message = await build(event_id)
             await asyncio.gather(*(self._edit(ref, message) for ref in refs))
 
+        await self.edits(prefix, edit)
+
     async def broadcast(self, key: str, build: Callable[[], Awaitable[Message]]) -> None:
         """Send one post to every announce channel, concurrently across channels."""
-        await asyncio.gather(*(self.deliver(key, target, build) for target in self.targets()))
-
-    async def deliver(self, key: str, target: Target, build: Callable[[], Awaitable[Message]]) -> MessageRef | None:
-        if not await self.ledger.claim(key, target):
-            return None
-        adapter = self.adapters[target.platform]
-        try:
-            message = await build()
-            if target.user:
-                ref = await adapter.send_dm(_member(target), message)
-            else:
-                ref = await adapter.send(ChannelRef(target.platform, target.id), message)
-        except Exception as exc:
-            log.warning("post %s to %s failed: %s", key, target.encode(), exc)
-            await self.ledger.finish(key, target, DeliveryStatus.FAILED, error=str(exc)[:500])
-            return None
-        await self.ledger.finish(key, target, DeliveryStatus.SENT, ref)
-        return ref
+        await self.outbox.fan_out(key, self.targets(), build)
 
     async def _edit(self, ref: MessageRef, message: Message) -> None:
         adapter = self.adapters.get(ref.platform)
@@ -134,7 +180,7 @@ class Publisher:
 
     async def _card(self, event_id: int) -> Message:
         async with self.db.session() as session:
-            return await cards.event_card(session, await _get(session, event_id))
+            return await cards.event_card(session, await _get(session, event_id), self.base_url)
 
     async def _agenda(self, event_id: int) -> Message:
         async with self.db.session() as session:
@@ -150,7 +196,3 @@ async def _get(session: AsyncSession, event_id: int) -> Event:
 
 async def _const(message: Message) -> Message:
     return message
-
-
-def _member(target: Target) -> Actor:
-    return Actor(target.platform, target.id)
