@@ -1,0 +1,394 @@
+"""iCalendar export and import, through the icalendar library.
+
+Export: each event is a VEVENT whose UID never changes and whose SEQUENCE is the event's own
+(bumped by the engine on every change), with DTSTART/DTEND in the event's zone and the matching
+VTIMEZONE; each agenda item is a VEVENT of its own, RELATED-TO its event. DTSTAMP is the event's
+last change, so the same state always gives the same bytes (the feeds' ETag depends on it).
+
+Import: one VEVENT, as meetup sites export it, matched to an event by UID. The whole file is
+checked first (each content line, the BEGIN/END nesting, every property the event needs); only
+then is the event created or edited through the engine's own commands, so their checks and
+effects apply and a rejected file writes nothing.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+import unicodedata
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import date, datetime, timedelta
+from pathlib import Path
+from typing import Any
+from zoneinfo import ZoneInfo
+
+from icalendar import Calendar, Component, InvalidCalendar
+from icalendar import Event as VEvent
+from icalendar.parser import Contentline, Parameters
+from sqlmodel import col, select
+from sqlmodel.ext.asyncio.session import AsyncSession
+
+from bot import cards
+from bot.engine import DEFAULT_EVENT_LENGTH, Engine
+from bot.invocation import Actor, Invocation
+from bot.messages import AgendaEntry
+from bot.models import AgendaItem, Event, EventStatus
+from bot.plaintext import entry_line, speaker_label
+from bot.timeparse import WallTime
+
+PRODID = "-//Emcee//Emcee meetup bot//EN"
+REFRESH_INTERVAL = timedelta(hours=1)  # a hint to subscribed calendar apps
+IMPORTER = Actor("system", "ics-import", "iCalendar import")
+
+_STATUS = {EventStatus.PUBLISHED: "CONFIRMED", EventStatus.CANCELLED: "CANCELLED", EventStatus.DRAFT: "TENTATIVE"}
+
+
+# -- export ---------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Feed:
+    """A serialised calendar with what HTTP caching needs."""
+
+    filename: str
+    body: bytes
+    last_modified: datetime | None
+
+    @property
+    def etag(self) -> str:
+        return hashlib.sha256(self.body).hexdigest()[:32]
+
+
+def item_uid(event: Event, item: AgendaItem) -> str:
+    return f"item-{item.id}.{event.uid}"
+
+
+async def build_calendar(session: AsyncSession, events: Sequence[Event], name: str, uid: str) -> Calendar:
+    calendar = Calendar.new(name=name, prodid=PRODID, uid=uid, refresh_interval=REFRESH_INTERVAL)
+    for event in events:
+        rows = await cards.agenda_rows(session, event)
+        calendar.add_component(_event_component(event, [entry for _, entry in rows]))
+        for item, entry in rows:
+            calendar.add_component(_item_component(event, item, entry))
+    if events:
+        # VTIMEZONEs covering the years in use only: small, and the same for the same events.
+        first = min(event.starts_at for event in events).year
+        last = max(event.ends_at for event in events).year
+        calendar.add_missing_timezones(first_date=date(first, 1, 1), last_date=date(last + 1, 1, 1))
+    return calendar
+
+
+async def event_feed(session: AsyncSession, event: Event) -> Feed:
+    """One event and its agenda."""
+    calendar = await build_calendar(session, [event], event.title, f"calendar.{event.uid}")
+    return Feed(f"{event.slug}.ics", calendar.to_ical(), event.updated_at)
+
+
+async def upcoming_feed(session: AsyncSession, now: datetime, name: str) -> Feed:
+    """Every published event that has not ended; cancelled ones stay, marked, so subscribers see it."""
+    events = (
+        await session.exec(
+            select(Event)
+            .where(col(Event.status).in_([EventStatus.PUBLISHED, EventStatus.CANCELLED]), col(Event.ends_at) > now)
+            .order_by(col(Event.starts_at), col(Event.id))
+        )
+    ).all()
+    calendar = await build_calendar(session, events, f"{name} events", f"calendar.{_slugify(name)}@emcee")
+    return Feed("calendar.ics", calendar.to_ical(), max((e.updated_at for e in events), default=None))
+
+
+def _event_component(event: Event, entries: Sequence[AgendaEntry]) -> VEvent:
+    zone = ZoneInfo(event.timezone)
+    parts = [event.description] if event.description else []
+    if entries:
+        lines = [entry_line(entry, event.timezone) for entry in entries]
+        parts.append("\n".join([f"Agenda (times in {event.timezone}):", *lines]))
+    return VEvent.new(
+        uid=event.uid,
+        sequence=event.sequence,
+        stamp=event.updated_at,
+        last_modified=event.updated_at,
+        start=event.starts_at.astimezone(zone),
+        end=event.ends_at.astimezone(zone),
+        summary=event.title,
+        description="\n\n".join(parts) or None,
+        location=event.venue or None,
+        url=event.url or None,
+        status=_STATUS[EventStatus(event.status)],
+    )
+
+
+def _item_component(event: Event, item: AgendaItem, entry: AgendaEntry) -> VEvent:
+    zone = ZoneInfo(event.timezone)
+    lines = [speaker_label(s) + (f": {s.bio}" if s.bio else "") for s in entry.speakers]
+    if entry.abstract:
+        lines += ["", entry.abstract] if lines else [entry.abstract]
+    component = VEvent.new(
+        uid=item_uid(event, item),
+        sequence=event.sequence,
+        stamp=event.updated_at,
+        last_modified=event.updated_at,
+        start=entry.when.starts_at.astimezone(zone),
+        end=entry.when.ends_at.astimezone(zone),
+        summary=f"{entry.title} ({event.title})",
+        description="\n".join(lines) or None,
+        location=event.venue or None,
+        url=event.url or None,
+        status=_STATUS[EventStatus(event.status)],
+        categories=[entry.kind],
+    )
+    component.add("RELATED-TO", event.uid, parameters={"RELTYPE": "PARENT"})
+    return component
+
+
+# -- import ---------------------------------------------------------------------------------------
+
+
+class IcsError(Exception):
+    """The file cannot be imported; the message names the file and the line or component."""
+
+
+@dataclass(frozen=True)
+class IcsEvent:
+    """The one VEVENT of a file, checked and in the terms of an Emcee event."""
+
+    uid: str
+    title: str
+    description: str
+    venue: str
+    url: str
+    starts_at: datetime
+    ends_at: datetime
+    timezone: str
+
+
+@dataclass(frozen=True)
+class ImportResult:
+    slug: str
+    action: str  # created, updated or unchanged
+    changed: tuple[str, ...] = ()
+
+
+@dataclass
+class _Outline:
+    """A component as written in the file: its name, its BEGIN line and the line of each property."""
+
+    name: str
+    line: int
+    properties: dict[str, int]
+
+
+@dataclass(frozen=True)
+class _Line:
+    number: int
+    name: str
+    params: Parameters
+    value: str
+
+
+def _outline(path: Path, text: str) -> tuple[list[_Outline], list[_Line]]:
+    """Check every content line with icalendar's line parser and the BEGIN/END nesting; return the
+    components in the order icalendar's walk() yields them, so later errors can name a line."""
+    logical: list[tuple[int, str]] = []
+    for number, raw in enumerate(re.split(r"\r?\n", text), start=1):
+        if raw[:1] in (" ", "\t") and logical:  # a folded continuation
+            logical[-1] = (logical[-1][0], logical[-1][1] + raw[1:])
+        elif raw:
+            logical.append((number, raw))
+    stack: list[_Outline] = []
+    order: list[_Outline] = []
+    lines: list[_Line] = []
+    for number, line in logical:
+        try:
+            name, params, value = Contentline(line).parts()
+        except ValueError:
+            raise IcsError(f"{path}: line {number}: not an iCalendar line: {line[:60]!r}") from None
+        name = name.upper()
+        lines.append(_Line(number, name, params, value))
+        if name == "BEGIN":
+            if not stack and order:
+                raise IcsError(f"{path}: line {number}: a second calendar in one file; export one event")
+            stack.append(_Outline(value.upper(), number, {}))
+            order.append(stack[-1])
+        elif name == "END":
+            if not stack:
+                raise IcsError(f"{path}: line {number}: END:{value} without a BEGIN")
+            if stack[-1].name != value.upper():
+                open_ = stack[-1]
+                raise IcsError(f"{path}: line {number}: END:{value} where END:{open_.name} (line {open_.line}) belongs")
+            stack.pop()
+        elif not stack:
+            raise IcsError(f"{path}: line {number}: {name} outside BEGIN:VCALENDAR")
+        else:
+            stack[-1].properties.setdefault(name, number)
+    if stack:
+        raise IcsError(f"{path}: line {stack[-1].line}: BEGIN:{stack[-1].name} is never closed with END")
+    if not order or order[0].name != "VCALENDAR":
+        raise IcsError(f"{path}: not an iCalendar file; it must start with BEGIN:VCALENDAR")
+    return order, lines
+
+
+def _blame(lines: list[_Line]) -> str:
+    """After icalendar refused a value (it names no line), find the line whose value its types reject."""
+    for line in lines:
+        if line.name in ("BEGIN", "END") or line.name.startswith("X-"):
+            continue
+        try:
+            Calendar.types_factory.for_property(line.name, line.params.value).from_ical(line.value)
+        except (ValueError, TypeError):
+            return f"line {line.number}: {line.name}: "
+    return ""
+
+
+def read_ics(path: Path, default_zone: str) -> IcsEvent:
+    """Parse and check the file. Floating times, and zones that are not IANA names, use `default_zone`."""
+    try:
+        text = path.read_bytes().decode("utf-8-sig")
+    except FileNotFoundError:
+        raise IcsError(f"{path}: no such file") from None
+    except UnicodeDecodeError as exc:
+        line = exc.object[: exc.start].count(b"\n") + 1
+        raise IcsError(f"{path}: line {line}: not UTF-8 text") from None
+    except OSError as exc:
+        raise IcsError(f"{path}: cannot read: {exc.strerror}") from None
+    outline, lines = _outline(path, text)
+    try:
+        calendar = Calendar.from_ical(text)
+    except ValueError as exc:  # a bad value in a component that icalendar parses strictly (VALARM, ...)
+        raise IcsError(f"{path}: {_blame(lines)}{exc}") from None
+    components: list[Component] = calendar.walk()
+    for component, part in zip(components, outline, strict=True):
+        for prop, message in component.errors:
+            if prop and not prop.startswith("X-"):
+                raise IcsError(f"{path}: line {part.properties.get(prop, part.line)}: {prop}: {message}")
+    vevents = [(c, part) for c, part in zip(components, outline, strict=True) if part.name == "VEVENT"]
+    if not vevents:
+        raise IcsError(f"{path}: no VEVENT; there is no event to import")
+    if len(vevents) > 1:
+        lines = ", ".join(str(part.line) for _, part in vevents)
+        raise IcsError(f"{path}: {len(vevents)} VEVENTs (lines {lines}); import takes a file with one event")
+    vevent, part = vevents[0]
+    return _event_of(path, vevent, part, default_zone)  # type: ignore[arg-type]
+
+
+def _event_of(path: Path, vevent: VEvent, part: _Outline, default_zone: str) -> IcsEvent:
+    def where(prop: str) -> str:
+        return f"{path}: line {part.properties[prop]}: {prop}"
+
+    for prop in ("UID", "SUMMARY", "DTSTART"):
+        if prop not in part.properties:
+            raise IcsError(f"{path}: VEVENT: missing {prop}")
+
+    def text(prop: str, limit: int | None = None) -> str:
+        value: Any = vevent.get(prop, "")
+        if isinstance(value, list):
+            raise IcsError(f"{where(prop)}: given more than once")
+        value = str(value).replace("\r\n", "\n").strip()
+        if limit is not None and len(value) > limit:
+            raise IcsError(f"{where(prop)}: longer than {limit} characters")
+        return value
+
+    uid, title = text("UID", 255), text("SUMMARY", 200)
+    for prop, value in (("UID", uid), ("SUMMARY", title)):
+        if not value:
+            raise IcsError(f"{where(prop)}: empty")
+
+    def moment(prop: str, read: Any) -> tuple[datetime, str]:
+        written = vevent.get(prop)
+        if isinstance(written, list):
+            raise IcsError(f"{where(prop)}: given more than once")
+        if prop != "DURATION" and not isinstance(written.dt, datetime):
+            raise IcsError(f"{where(prop)}: a date without a time (an all-day event); Emcee needs times")
+        try:
+            value = read()
+        except (InvalidCalendar, ValueError) as exc:
+            raise IcsError(f"{where(prop)}: {exc}") from None
+        if value.tzinfo is None:
+            tzid = vevent[prop].params.get("TZID")
+            if tzid:
+                raise IcsError(f"{where(prop)}: unknown time zone '{tzid}' and no VTIMEZONE for it")
+            return value.replace(tzinfo=ZoneInfo(default_zone)), default_zone
+        zone = value.tzinfo.key if isinstance(value.tzinfo, ZoneInfo) else default_zone
+        return value, zone
+
+    starts_at, zone = moment("DTSTART", lambda: vevent.start)
+    if "DTEND" in part.properties or "DURATION" in part.properties:
+        end_prop = "DTEND" if "DTEND" in part.properties else "DURATION"
+        ends_at, _ = moment(end_prop, lambda: vevent.end)
+        if ends_at <= starts_at:
+            raise IcsError(f"{where(end_prop)}: the event must end after it starts")
+    else:
+        ends_at = starts_at + DEFAULT_EVENT_LENGTH
+    return IcsEvent(
+        uid=uid,
+        title=title,
+        description=text("DESCRIPTION"),
+        venue=text("LOCATION"),
+        url=text("URL"),
+        starts_at=starts_at,
+        ends_at=ends_at,
+        timezone=zone,
+    )
+
+
+async def import_ics(engine: Engine, path: Path) -> ImportResult:
+    """Create the event (a draft) or bring it up to date; an identical file changes nothing."""
+    spec = read_ics(path, engine.settings.bot.timezone)
+    async with engine.db.session() as session:
+        event = (await session.exec(select(Event).where(Event.uid == spec.uid))).first()
+    if event is None:
+        slug = _unique_slug(spec.title, set(await engine.event_slugs()))
+        zone = ZoneInfo(spec.timezone)
+        args: dict[str, Any] = {
+            "slug": slug,
+            "uid": spec.uid,
+            "title": spec.title,
+            "starts": _wall(spec.starts_at, zone),
+            "ends": _wall(spec.ends_at, zone),
+            "timezone": spec.timezone,
+            "venue": spec.venue,
+            "url": spec.url,
+            "description": spec.description,
+        }
+        await _run(engine, path, ("emcee", "event", "create"), args)
+        return ImportResult(slug, "created")
+    changes: dict[str, Any] = {
+        name: getattr(spec, name)
+        for name in ("title", "description", "venue", "url")
+        if getattr(spec, name) != getattr(event, name)
+    }
+    if spec.starts_at != event.starts_at or spec.ends_at != event.ends_at:
+        zone = ZoneInfo(event.timezone)
+        if spec.starts_at != event.starts_at:
+            changes["starts"] = _wall(spec.starts_at, zone)
+        changes["ends"] = _wall(spec.ends_at, zone)  # always: moving the start alone would move the end too
+    if not changes:
+        return ImportResult(event.slug, "unchanged")
+    await _run(engine, path, ("emcee", "event", "edit"), {"event": event.slug, **changes})
+    return ImportResult(event.slug, "updated", tuple(sorted(changes)))
+
+
+async def _run(engine: Engine, path: Path, command: tuple[str, ...], args: dict[str, Any]) -> None:
+    reply = await engine.handle(Invocation(IMPORTER, None, command, args))
+    if not reply.ok:
+        raise IcsError(f"{path}: {reply.text.removeprefix('⚠️ ')}")
+
+
+def _wall(moment: datetime, zone: ZoneInfo) -> WallTime:
+    """The wall time the engine's commands take; time() keeps `fold`, so a repeated hour stays exact."""
+    local = moment.astimezone(zone)
+    return WallTime(local.time(), local.date())
+
+
+def _slugify(text: str) -> str:
+    ascii_text = unicodedata.normalize("NFKD", text).encode("ascii", "ignore").decode().lower()
+    return re.sub(r"[^a-z0-9]+", "-", ascii_text).strip("-")[:40].rstrip("-")
+
+
+def _unique_slug(title: str, taken: set[str]) -> str:
+    base = _slugify(title) or "event"
+    slug, number = base, 2
+    while slug in taken:
+        slug, number = f"{base}-{number}", number + 1
+    return slug
