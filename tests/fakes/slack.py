@@ -55,6 +55,18 @@ class ResponseUrlPost:
     body: dict[str, Any]
 
 
+@dataclass
+class Upload:
+    """One file uploaded through files.getUploadURLExternal, its upload URL and files.completeUploadExternal."""
+
+    file_id: str
+    filename: str
+    content: bytes = b""
+    title: str = ""
+    channel: str | None = None  # set once completed and shared
+    initial_comment: str = ""
+
+
 @dataclass(frozen=True)
 class _Fault:
     error: str
@@ -63,7 +75,7 @@ class _Fault:
 
 
 class FakeSlack:
-    """Slack's Web API, response_urls and Socket Mode, served on 127.0.0.1 on a free port.
+    """Slack's Web API, response_urls, file uploads and Socket Mode, served on 127.0.0.1 on a free port.
 
     Use as ``async with FakeSlack() as fake:``. Bolt's ``AsyncSocketModeHandler`` calls
     ``apps.connections.open`` through ``app.client``, so an ``AsyncApp(client=AsyncWebClient(...,
@@ -76,11 +88,14 @@ class FakeSlack:
         self.responses: list[ResponseUrlPost] = []
         # Channel messages by ts, as last posted or updated; each also carries its "channel".
         self.messages: dict[str, dict[str, Any]] = {}
+        # Files by id, from files.getUploadURLExternal; `content` arrives at the upload URL.
+        self.uploads: dict[str, Upload] = {}
         self._faults: dict[str, deque[_Fault]] = {}
         self._dm_channels: dict[str, str] = {}
         self._ts = itertools.count(_FIRST_TS_MICROS, 100)
         self._sockets: list[web.WebSocketResponse] = []
         self._connected = asyncio.Event()
+        self._activity = asyncio.Event()  # set on every request, for wait_until
         self._acks: dict[str, asyncio.Future[dict[str, Any]]] = {}
         self._methods: dict[str, Callable[[dict[str, Any], str], Answer]] = {
             "auth.test": self._auth_test,
@@ -89,11 +104,14 @@ class FakeSlack:
             "chat.postEphemeral": self._chat_post_ephemeral,
             "conversations.open": self._conversations_open,
             "apps.connections.open": self._apps_connections_open,
+            "files.getUploadURLExternal": self._files_get_upload_url_external,
+            "files.completeUploadExternal": self._files_complete_upload_external,
         }
         app = web.Application()
         app.router.add_get("/api/{method}", self._web_api)
         app.router.add_post("/api/{method}", self._web_api)
         app.router.add_post("/respond/{name}", self._response_url)
+        app.router.add_post("/upload/{file_id}", self._upload)
         app.router.add_get("/socket", self._socket)
         self._runner = web.AppRunner(app, access_log=None, shutdown_timeout=0.5)
         self._port: int | None = None
@@ -152,6 +170,15 @@ class FakeSlack:
         async with asyncio.timeout(timeout):
             await self._connected.wait()
 
+    async def wait_until(self, condition: Callable[[], object], timeout: float = 5) -> None:
+        """Wait until `condition()` holds, checking after each request the fake receives (no polling)."""
+        async with asyncio.timeout(timeout):
+            while True:
+                self._activity.clear()
+                if condition():
+                    return
+                await self._activity.wait()
+
     async def push(self, envelope_type: str, payload: dict[str, Any], timeout: float = 5) -> dict[str, Any]:
         """Send a Socket Mode envelope to the newest client and return its ack.
 
@@ -188,6 +215,7 @@ class FakeSlack:
             params.update(await request.post())
         token = params.pop("token", None) or _bearer_token(request.headers.get("Authorization", ""))
         self.calls.append(Call(method, params, token))
+        self._activity.set()
 
         faults = self._faults.get(method)
         if faults:
@@ -203,7 +231,16 @@ class FakeSlack:
 
     async def _response_url(self, request: web.Request) -> web.Response:
         self.responses.append(ResponseUrlPost(request.match_info["name"], await request.json()))
+        self._activity.set()
         return web.Response(text="ok")
+
+    async def _upload(self, request: web.Request) -> web.Response:
+        upload = self.uploads.get(request.match_info["file_id"])
+        if upload is None:
+            return web.Response(status=404, text="unknown upload")
+        upload.content = await request.read()
+        self._activity.set()
+        return web.Response(text=f"OK - {len(upload.content)}")
 
     async def _socket(self, request: web.Request) -> web.WebSocketResponse:
         ws = web.WebSocketResponse()
@@ -289,6 +326,28 @@ class FakeSlack:
             "already_open": already_open,
             "channel": {"id": self._dm_channels[users]},
         }
+
+    def _files_get_upload_url_external(self, params: dict[str, Any], token: str) -> Answer:
+        if not params.get("filename") or not params.get("length"):
+            return {"ok": False, "error": "invalid_arguments"}
+        file_id = f"F{len(self.uploads) + 1:08d}"
+        self.uploads[file_id] = Upload(file_id, params["filename"])
+        return {"ok": True, "upload_url": f"{self.url}/upload/{file_id}", "file_id": file_id}
+
+    def _files_complete_upload_external(self, params: dict[str, Any], token: str) -> Answer:
+        files = params.get("files")
+        files = json.loads(files) if isinstance(files, str) else files or []
+        uploads = [self.uploads.get(item.get("id", "")) for item in files]
+        if not files or None in uploads:
+            return {"ok": False, "error": "file_not_found"}
+        shared = []
+        for item, upload in zip(files, uploads, strict=True):
+            assert upload is not None
+            upload.title = item.get("title") or upload.filename
+            upload.channel = params.get("channel_id") or params.get("channels")
+            upload.initial_comment = params.get("initial_comment") or ""
+            shared.append({"id": upload.file_id, "name": upload.filename, "title": upload.title})
+        return {"ok": True, "files": shared}
 
     def _apps_connections_open(self, params: dict[str, Any], token: str) -> Answer:
         if not token.startswith("xapp-"):

@@ -1,0 +1,336 @@
+"""The Slack adapter: slack-bolt's AsyncApp in Socket Mode or HTTP mode, and the Adapter methods on the Web API.
+
+Inbound, every slash command is acknowledged well within Slack's 3 seconds, and nothing slow runs
+before the ack. Engine calls run in a few slots (one on SQLite, which has one writer). A command
+that arrives with few others in flight waits up to `ack_wait` for its answer, which then travels in
+the ack itself; otherwise, or when the engine is slower than that, the ack says "Working on it…" at
+once and the answer follows through `respond`. In a burst, acks go out before the queued work, so
+they stay fast (bench/bench_slack_ack.py). Button clicks are acknowledged first, then handled and
+answered with an ephemeral message; the card's counts follow through the publisher's edits.
+
+Outbound, one AsyncWebClient (base URL from `slack.api_base_url`, one shared aiohttp session)
+posts, edits and opens DMs. A 429 is retried by slack_sdk's AsyncRateLimitErrorRetryHandler, which
+sleeps the Retry-After that Slack sent; it retries `RATE_LIMIT_RETRIES` times instead of its default
+once. A send that still fails raises SlackSendError (with `retry_after` when still rate limited),
+so the outbox can wait and retry, and the ledger records what happened.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import Awaitable, Callable
+from typing import TYPE_CHECKING, Any
+
+import aiohttp
+from aiohttp import web
+from slack_bolt.adapter.aiohttp import to_aiohttp_response, to_bolt_request
+from slack_bolt.adapter.socket_mode.async_handler import AsyncSocketModeHandler
+from slack_bolt.app.async_app import AsyncApp
+from slack_sdk.errors import SlackApiError, SlackClientError
+from slack_sdk.http_retry.builtin_async_handlers import (
+    AsyncConnectionErrorRetryHandler,
+    AsyncRateLimitErrorRetryHandler,
+)
+from slack_sdk.web.async_client import AsyncWebClient
+from slack_sdk.web.async_slack_response import AsyncSlackResponse
+
+from adapters.slack import blocks, payloads
+from bot.config import ConfigError, Secrets, SlackSettings
+from bot.http import HttpServer
+from bot.invocation import Actor, ChannelRef, MessageRef
+from bot.messages import Attachment, Message, Reply
+
+if TYPE_CHECKING:
+    from bot.engine import Engine
+
+log = logging.getLogger(__name__)
+
+EVENTS_PATH = "/slack/events"
+ACK_WAIT = 2.0  # seconds an ack may wait for the engine's answer; Slack drops an interaction after 3
+RATE_LIMIT_RETRIES = 3  # each waits Slack's Retry-After; stays well inside the ledger's 2-minute lease
+# Engine calls run at once from Slack: SQLite has one writer, so more would only contend and starve the
+# acks of CPU; PostgreSQL takes several. A command waits for its answer only with few others in flight.
+ENGINE_SLOTS = 8  # on SQLite: 1
+FAST_ACK_QUEUE = 2
+WORKING = "Working on it…"
+FAILED = Reply("Something went wrong on our side and nothing was changed. Please try again.", ok=False)
+
+_HINTS = {
+    "not_in_channel": "invite the bot to #channel: type /invite @{bot} in channel {channel}",
+    "channel_not_found": (
+        "check that [slack] announce_channels holds channel IDs (e.g. C0123ABCD), not names, "
+        "and invite the bot to #channel: /invite @{bot}"
+    ),
+}
+
+
+class SlackSendError(Exception):
+    """A Web API call failed for good. `error` is Slack's code; `retry_after` is set when still rate limited."""
+
+    def __init__(self, method: str, channel: str, error: str, retry_after: int | None = None) -> None:
+        super().__init__(f"slack {method} to {channel} failed: {error}")
+        self.error = error
+        self.retry_after = retry_after
+
+
+class SlackAdapter:
+    platform = payloads.PLATFORM
+
+    def __init__(
+        self,
+        settings: SlackSettings,
+        secrets: Secrets,
+        http: HttpServer | None = None,
+        *,
+        bot_name: str = "Emcee",
+        ack_wait: float = ACK_WAIT,
+    ) -> None:
+        if not secrets.slack_bot_token:
+            raise ConfigError("the Slack adapter needs SLACK_BOT_TOKEN")
+        if settings.mode == "socket" and not secrets.slack_app_token:
+            raise ConfigError('[slack] mode = "socket" needs SLACK_APP_TOKEN')
+        if settings.mode == "http" and not secrets.slack_signing_secret:
+            raise ConfigError('[slack] mode = "http" needs SLACK_SIGNING_SECRET')
+        if settings.mode == "http" and http is None:
+            raise ConfigError('[slack] mode = "http" needs the HTTP server: set [http] enabled = true')
+        self.settings = settings
+        self._secrets = secrets
+        self.bot_name = bot_name
+        self.ack_wait = ack_wait
+        self._engine: Engine | None = None
+        self._session: aiohttp.ClientSession | None = None
+        self._client: AsyncWebClient | None = None
+        self._bolt: AsyncApp | None = None
+        self._socket: AsyncSocketModeHandler | None = None
+        self._authenticated = False
+        self._dm_channels: dict[str, str] = {}
+        self._slots = asyncio.Semaphore(1)  # sized in start(), once the database is known
+        self._in_flight = 0
+        if http is not None and settings.mode == "http":
+            # Routes must exist before the shared server starts; requests before start() get 503.
+            http.app.router.add_post(EVENTS_PATH, self._http_endpoint)
+
+    # --- lifecycle -----------------------------------------------------------------------------
+
+    @property
+    def connected(self) -> bool:
+        if not self._authenticated:
+            return False
+        if self._socket is None:
+            return True
+        client = self._socket.client
+        return not client.closed and client.current_session is not None and not client.current_session.closed
+
+    @property
+    def client(self) -> AsyncWebClient:
+        if self._client is None:
+            raise RuntimeError("the Slack adapter is not started")
+        return self._client
+
+    async def start(self, engine: Engine) -> None:
+        self._engine = engine
+        self._slots = asyncio.Semaphore(1 if engine.db.is_sqlite else ENGINE_SLOTS)
+        self._session = aiohttp.ClientSession()
+        self._client = AsyncWebClient(
+            token=self._secrets.slack_bot_token,
+            base_url=self.settings.api_base_url,
+            session=self._session,
+            retry_handlers=[
+                AsyncConnectionErrorRetryHandler(),
+                AsyncRateLimitErrorRetryHandler(max_retry_count=RATE_LIMIT_RETRIES),
+            ],
+            logger=log,
+        )
+        self._bolt = self._build_bolt(self._client)
+        try:
+            await self._client.auth_test()
+        except SlackApiError as exc:
+            await self.stop()
+            raise RuntimeError(f"Slack rejected SLACK_BOT_TOKEN: {exc.response.get('error')}") from None
+        self._authenticated = True
+        if self.settings.mode == "socket":
+            self._socket = AsyncSocketModeHandler(self._bolt, app_token=self._secrets.slack_app_token)
+            await self._socket.connect_async()
+        log.info("Slack adapter started in %s mode", self.settings.mode)
+
+    async def stop(self) -> None:
+        if self._socket is not None:
+            await self._socket.close_async()
+            self._socket = None
+        if self._session is not None:
+            await self._session.close()
+            self._session = None
+        self._authenticated = False
+        self._engine = None
+
+    def _build_bolt(self, client: AsyncWebClient) -> AsyncApp:
+        app = AsyncApp(
+            name="emcee",
+            client=client,
+            signing_secret=self._secrets.slack_signing_secret or "",
+            logger=logging.getLogger(f"{__name__}.bolt"),
+        )
+        for root in self.engine.registry.roots:
+            app.command(f"/{root}")(self._on_command)
+        app.action(payloads.RSVP_ACTION)(self._on_rsvp_click)
+        return app
+
+    @property
+    def engine(self) -> Engine:
+        if self._engine is None:
+            raise RuntimeError("the Slack adapter is not started")
+        return self._engine
+
+    async def _http_endpoint(self, request: web.Request) -> web.Response:
+        """POST /slack/events on the shared server; Bolt verifies the signature and dispatches."""
+        if self._bolt is None:
+            return web.Response(status=503, text="Emcee is starting")
+        return await to_aiohttp_response(await self._bolt.async_dispatch(await to_bolt_request(request)))
+
+    # --- inbound -------------------------------------------------------------------------------
+
+    async def _on_command(self, ack: Any, command: dict[str, Any], respond: Any) -> None:
+        started = time.monotonic()
+        actor = payloads.command_actor(command)
+        # With few commands ahead, the ack waits for the answer; in a burst it goes out before any work.
+        fast = self._in_flight < FAST_ACK_QUEUE
+        answer = self._queue(
+            self.engine.handle_text(actor, payloads.command_channel(command), payloads.command_line(command))
+        )
+        done = (await asyncio.wait({answer}, timeout=self.ack_wait))[0] if fast else set()
+        if not done:
+            await ack(text=WORKING, response_type="ephemeral")
+            self._acked(started)
+            await asyncio.wait({answer})
+        reply = _result(answer)
+        fields = self._reply_fields(reply)
+        if done:
+            await ack(**fields)
+            self._acked(started)
+        else:
+            await respond(**fields)
+        if reply.attachment is not None:
+            await self._send_attachment(actor, reply.attachment, respond)
+
+    async def _on_rsvp_click(self, ack: Any, body: dict[str, Any], action: dict[str, Any], respond: Any) -> None:
+        started = time.monotonic()
+        await ack()
+        self._acked(started)
+        invocation = payloads.rsvp_click(body, action)
+        if invocation is None:
+            return
+        try:
+            reply = await self._queue(self.engine.handle(invocation))
+        except Exception:
+            log.exception("RSVP button %s failed", action.get("action_id"))
+            reply = FAILED
+        rendered = blocks.render_reply(reply)
+        if invocation.channel is not None:
+            try:
+                await self.client.chat_postEphemeral(
+                    channel=invocation.channel.channel_id, user=invocation.actor.user_id, **rendered.fields()
+                )
+                return
+            except SlackApiError as exc:
+                log.info("ephemeral answer in %s failed (%s); using the response_url", invocation.channel, exc)
+        # A click where the bot cannot post (a DM, a shared channel): the response_url still reaches the member.
+        await respond(response_type="ephemeral", replace_original=False, **rendered.fields())
+
+    def _queue(self, call: Awaitable[Reply]) -> asyncio.Task[Reply]:
+        """Run an engine call in one of the adapter's slots; it counts as in flight from now until answered."""
+        self._in_flight += 1
+        return asyncio.create_task(self._in_slot(call))
+
+    async def _in_slot(self, call: Awaitable[Reply]) -> Reply:
+        try:
+            async with self._slots:
+                return await call
+        finally:
+            self._in_flight -= 1
+
+    def _acked(self, started: float) -> None:
+        self.engine.metrics.observe_ack(self.platform, time.monotonic() - started)
+
+    def _reply_fields(self, reply: Reply) -> dict[str, Any]:
+        note = f"📎 {reply.attachment.filename} comes to you in a direct message." if reply.attachment else ""
+        public = reply.ok and not reply.ephemeral
+        return {**blocks.render_reply(reply, note).fields(), "response_type": "in_channel" if public else "ephemeral"}
+
+    async def _send_attachment(self, actor: Actor, attachment: Attachment, respond: Any) -> None:
+        """A file (the attendee CSV) goes to the member's DM with the bot, never to the channel."""
+        try:
+            channel = await self._dm_channel(actor.user_id)
+            await self._call(
+                "files.upload",
+                channel,
+                lambda: self.client.files_upload_v2(
+                    channel=channel, filename=attachment.filename, content=attachment.content, title=attachment.filename
+                ),
+            )
+        except (SlackSendError, SlackClientError) as exc:
+            error = exc.error if isinstance(exc, SlackSendError) else "upload failed"
+            log.warning("sending %s to %s failed: %s", attachment.filename, actor.user_id, exc)
+            await respond(text=f"⚠️ I couldn't send {attachment.filename}: {error}", response_type="ephemeral")
+
+    # --- outbound ------------------------------------------------------------------------------
+
+    async def send(self, target: ChannelRef, message: Message) -> MessageRef:
+        rendered = blocks.render(message)
+        response = await self._call(
+            "chat.postMessage",
+            target.channel_id,
+            lambda: self.client.chat_postMessage(channel=target.channel_id, **rendered.fields()),
+        )
+        return MessageRef(self.platform, response["channel"], response["ts"])
+
+    async def edit(self, ref: MessageRef, message: Message) -> None:
+        rendered = blocks.render(message)
+        await self._call(
+            "chat.update",
+            ref.channel_id,
+            lambda: self.client.chat_update(channel=ref.channel_id, ts=ref.message_id, **rendered.fields()),
+        )
+
+    async def send_dm(self, user: Actor, message: Message) -> MessageRef:
+        return await self.send(ChannelRef(self.platform, await self._dm_channel(user.user_id)), message)
+
+    async def _dm_channel(self, user_id: str) -> str:
+        if user_id not in self._dm_channels:
+            response = await self._call(
+                "conversations.open", user_id, lambda: self.client.conversations_open(users=user_id)
+            )
+            self._dm_channels[user_id] = response["channel"]["id"]
+        return self._dm_channels[user_id]
+
+    async def _call(
+        self, method: str, channel: str, call: Callable[[], Awaitable[AsyncSlackResponse]]
+    ) -> AsyncSlackResponse:
+        try:
+            return await call()
+        except SlackApiError as exc:
+            error = str(exc.response.get("error") or exc.response.status_code)
+            hint = _HINTS.get(error)
+            if hint:
+                hint = hint.format(bot=self.bot_name, channel=channel)
+                log.warning("Slack %s to channel %s failed: %s; %s", method, channel, error, hint)
+            retry_after = exc.response.headers.get("Retry-After") if error == "ratelimited" else None
+            raise SlackSendError(method, channel, error, _seconds(retry_after)) from None
+
+
+def _result(answer: asyncio.Task[Reply]) -> Reply:
+    """The engine's reply; it never raises, but a crash here must still reach the member as a refusal."""
+    if answer.exception() is not None:
+        log.error("a Slack command failed", exc_info=answer.exception())
+        return FAILED
+    return answer.result()
+
+
+def _seconds(value: Any) -> int | None:
+    if isinstance(value, list | tuple):
+        value = value[0] if value else None
+    try:
+        return int(value) if value is not None else None
+    except ValueError:
+        return None

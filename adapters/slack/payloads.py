@@ -1,0 +1,62 @@
+"""Slack payloads to the core's terms: who asked (Actor), where (ChannelRef), and what (a command line or Invocation).
+
+RSVP buttons carry their whole meaning: action_id ``rsvp:<choice>`` and value ``<event slug>``, so a
+click works after a restart and on any replica.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+from bot.invocation import Actor, ChannelRef, Invocation
+from bot.messages import RSVP_CHOICES
+
+PLATFORM = "slack"
+RSVP_ACTION_PREFIX = "rsvp:"
+RSVP_ACTION = re.compile(
+    "^" + re.escape(RSVP_ACTION_PREFIX) + "(" + "|".join(choice.value for choice in RSVP_CHOICES) + ")$"
+)
+
+
+def rsvp_action_id(choice: str) -> str:
+    return f"{RSVP_ACTION_PREFIX}{choice}"
+
+
+def unescape(text: str) -> str:
+    """Slack sends &, < and > in command text as HTML entities; the core wants what the member typed."""
+    return text.replace("&lt;", "<").replace("&gt;", ">").replace("&amp;", "&")
+
+
+def command_actor(command: dict[str, Any]) -> Actor:
+    return Actor(PLATFORM, command["user_id"], command.get("user_name", ""))
+
+
+def command_channel(command: dict[str, Any]) -> ChannelRef | None:
+    channel_id = command.get("channel_id")
+    return ChannelRef(PLATFORM, channel_id) if channel_id else None
+
+
+def command_line(command: dict[str, Any]) -> str:
+    """'/rsvp' with text 'maybe +1' becomes '/rsvp maybe +1', which the registry parses."""
+    return f"{command['command']} {unescape(command.get('text', ''))}".strip()
+
+
+def action_actor(body: dict[str, Any]) -> Actor:
+    user = body["user"]
+    return Actor(PLATFORM, user["id"], user.get("name") or user.get("username") or "")
+
+
+def action_channel_id(body: dict[str, Any]) -> str | None:
+    return (body.get("channel") or {}).get("id") or (body.get("container") or {}).get("channel_id")
+
+
+def rsvp_click(body: dict[str, Any], action: dict[str, Any]) -> Invocation | None:
+    """The RSVP a button click asks for, or None when the action is not one of ours."""
+    match = RSVP_ACTION.match(action.get("action_id", ""))
+    slug = action.get("value", "")
+    if match is None or not slug:
+        return None
+    channel_id = action_channel_id(body)
+    channel = ChannelRef(PLATFORM, channel_id) if channel_id else None
+    return Invocation(action_actor(body), channel, ("rsvp",), {"event": slug, "status": match.group(1)})
