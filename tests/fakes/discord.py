@@ -182,6 +182,7 @@ class FakeInteraction:
     payload: Json
     dispatched_at: float
     callback: Json | None = None  # the JSON body of the initial response
+    answered_at: float | None = None  # loop time the initial response arrived (dispatched_at's clock)
     original: Json | None = None  # the message that "@original" refers to
     followups: dict[int, Json] = field(default_factory=dict)
 
@@ -390,7 +391,8 @@ class FakeDiscord:
             app.router.add_route(method, API_PREFIX + path, handler)
         self._runner = web.AppRunner(app, access_log=None, shutdown_timeout=1.0)
         await self._runner.setup()
-        site = web.TCPSite(self._runner, "127.0.0.1", 0)
+        # A burst of interactions opens a connection each; past the default backlog of 128 the kernel drops SYNs.
+        site = web.TCPSite(self._runner, "127.0.0.1", 0, backlog=1024)
         await site.start()
         self._port = self._runner.addresses[0][1]
         return self
@@ -810,6 +812,7 @@ class FakeDiscord:
         if kind == 4:
             _validate_message(data, creating=True, has_files=bool(request[_FILES]))
         interaction.callback = body
+        interaction.answered_at = asyncio.get_running_loop().time()
         channel_id = int(interaction.payload["channel_id"])
         if kind == 4:
             interaction.original = self._new_message(channel_id, data, request[_FILES], interaction)

@@ -1,0 +1,411 @@
+"""The Discord adapter: a discord.py Client with the generated command tree, the RSVP buttons and the Adapter methods.
+
+Inbound, every interaction gets its initial response within Discord's 3 seconds. When the engine
+should answer quickly (the interactions in flight, times a moving average of one engine call, stay
+under FAST_ENOUGH), the engine call starts as a task and its answer is the response, unless it takes
+longer than `ack_wait`: then the interaction is deferred and followed up. Otherwise (a burst of
+RSVPs queueing on SQLite) the interaction is deferred at once (ephemeral "thinking") before the
+engine runs, so that no ack waits behind the queue. Answers are ephemeral unless the engine says
+otherwise; a refusal always is, with the usage line.
+
+Outbound, `send`, `edit` and `send_dm` post embeds through discord.py, whose buckets handle rate
+limits. A message too long for one Discord message is split into several; its MessageRef then lists
+every message id ("id1,id2"), so that an edit can update them all. Each message carries a nonce
+derived from its target and content, sent with `enforce_nonce`: when the delivery ledger retries a
+send whose first attempt did reach Discord, Discord answers with that message instead of posting
+it twice. A missing channel or a missing permission is logged with the channel id and what is
+missing, and raised as DiscordSendError, so the ledger records the failure and the run goes on.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import hashlib
+import io
+import json
+import logging
+import time
+from collections.abc import Iterator
+from typing import TYPE_CHECKING, Any
+
+import discord
+from discord import app_commands
+from sqlmodel import col, or_, select
+
+from adapters.discord import embeds, views
+from adapters.discord.embeds import Page
+from adapters.discord.endpoints import endpoints
+from adapters.discord.tree import build_tree
+from bot.commands import Command, UsageError
+from bot.config import ConfigError, DiscordSettings, Secrets
+from bot.invocation import Actor, ChannelRef, Invocation, MessageRef
+from bot.messages import Attachment, EventCard, Message, Reply
+from bot.metrics import CommandOutcome
+from bot.models import Event, EventStatus
+from bot.plaintext import format_moment
+
+if TYPE_CHECKING:
+    from bot.engine import Engine
+
+log = logging.getLogger(__name__)
+
+# Emcee never joins voice: discord.py need not warn on every start that PyNaCl and davey are missing.
+discord.VoiceClient.warn_nacl = discord.VoiceClient.warn_dave = False
+
+PLATFORM = "discord"
+ACK_WAIT = 2.0  # longest wait for the engine before deferring; Discord drops an interaction after 3 s
+FAST_ENOUGH = 0.1  # expected engine time below which waiting for a direct answer beats deferring
+ENGINE_TIME = 0.01  # a first guess at one engine call: an RSVP on SQLite (bench/bench_rsvp.py)
+GUILD_READY_TIMEOUT = 2.0  # discord.py's on_ready delay after the last GUILD_CREATE
+READY_TIMEOUT = 60.0  # how long start() waits for on_ready before carrying on (healthz says disconnected)
+MAX_PAGES = 10  # messages per post: every id must fit the ledger's 255-character message_ref
+AUTOCOMPLETE_LIMIT = 25
+NONCE_LENGTH = 25
+# What the bot needs in an announce channel (use_application_commands concerns members, not the bot).
+CHANNEL_PERMISSIONS = ("view_channel", "send_messages", "embed_links", "read_message_history")
+INTENTS = discord.Intents(guilds=True)  # roles and channels; interactions need no intent
+FAILED = Reply("Something went wrong on our side and nothing was changed. Please try again.", ok=False)
+SHORTER = Page("⤴ (see above)")  # a message that an edit no longer needs, when the list got shorter
+
+
+class DiscordSendError(Exception):
+    """A send, edit or DM failed for good (after discord.py's own retries)."""
+
+    def __init__(self, channel_id: int | str, detail: str) -> None:
+        super().__init__(f"discord channel {channel_id}: {detail}")
+        self.channel_id = str(channel_id)
+        self.detail = detail
+
+
+class DiscordAdapter:
+    platform = PLATFORM
+
+    def __init__(
+        self,
+        settings: DiscordSettings,
+        secrets: Secrets,
+        *,
+        ack_wait: float = ACK_WAIT,
+        guild_ready_timeout: float = GUILD_READY_TIMEOUT,
+        ready_timeout: float = READY_TIMEOUT,
+    ) -> None:
+        if not secrets.discord_token:
+            raise ConfigError("the Discord adapter needs DISCORD_TOKEN")
+        self.settings = settings
+        self._token = secrets.discord_token
+        self.ack_wait = ack_wait
+        self.guild_ready_timeout = guild_ready_timeout
+        self.ready_timeout = ready_timeout
+        self.button_type = views.rsvp_button_type(self._on_click)
+        self.tree: app_commands.CommandTree[discord.Client] | None = None
+        self._engine: Engine | None = None
+        self._client: discord.Client | None = None
+        self._runner: asyncio.Task[None] | None = None
+        self._endpoints = contextlib.ExitStack()
+        self._connected = False
+        self._in_flight = 0  # interactions being handled
+        self._running = 0  # engine calls under way
+        self._engine_time = ENGINE_TIME  # moving average of one engine call, in seconds
+
+    # --- lifecycle -----------------------------------------------------------------------------
+
+    @property
+    def connected(self) -> bool:
+        return self._connected and self._client is not None and not self._client.is_closed()
+
+    @property
+    def client(self) -> discord.Client:
+        if self._client is None:
+            raise RuntimeError("the Discord adapter is not started")
+        return self._client
+
+    @property
+    def engine(self) -> Engine:
+        if self._engine is None:
+            raise RuntimeError("the Discord adapter is not started")
+        return self._engine
+
+    async def start(self, engine: Engine) -> None:
+        """Log in, sync the slash commands to the configured guilds, connect, and wait for on_ready."""
+        self._engine = engine
+        self._endpoints.enter_context(endpoints(self.settings))  # before login: discord.py reads them then
+        client = discord.Client(
+            intents=INTENTS,
+            guild_ready_timeout=self.guild_ready_timeout,
+            max_messages=None,
+            chunk_guilds_at_startup=False,
+            allowed_mentions=discord.AllowedMentions.none(),  # organizer text never pings anyone
+        )
+        for handler in (self.on_ready, self.on_resumed, self.on_disconnect):
+            client.event(handler)
+        client.add_dynamic_items(self.button_type)
+        self.tree = build_tree(client, engine.registry, self._on_command, self._complete_event, self.settings.guild_ids)
+        self.tree.error(self._on_tree_error)
+        self._client = client
+        try:
+            await client.login(self._token)
+        except discord.LoginFailure:
+            await self.stop()
+            raise RuntimeError("Discord rejected DISCORD_TOKEN (reset it on the Developer Portal's Bot page)") from None
+        await self._sync()
+        self._runner = asyncio.create_task(client.connect(reconnect=True))
+        ready = asyncio.create_task(client.wait_until_ready())
+        await asyncio.wait({ready, self._runner}, timeout=self.ready_timeout, return_when=asyncio.FIRST_COMPLETED)
+        if self._runner.done():
+            error = self._runner.exception()
+            if isinstance(error, AttributeError) and error.__context__ is not None:
+                error = error.__context__  # discord.py trips over its own retry when the first connect fails
+            await self.stop()
+            raise RuntimeError(f"cannot connect to the Discord gateway at {self.settings.gateway_url}: {error}")
+        if not ready.done():
+            ready.cancel()
+            log.warning(
+                "Discord is not ready after %.0fs; carrying on while discord.py keeps trying", self.ready_timeout
+            )
+        log.info("Discord adapter started as %s", client.user)
+
+    async def stop(self) -> None:
+        self._connected = False
+        if self._client is not None:
+            await self._client.close()
+        if self._runner is not None:
+            with contextlib.suppress(Exception, asyncio.CancelledError):
+                await self._runner
+            self._runner = None
+        self._endpoints.close()
+        self._client = None
+        self._engine = None
+
+    async def _sync(self) -> None:
+        """Overwrite the commands of each configured guild (or the global ones) with the generated tree."""
+        tree = self.tree
+        assert tree is not None
+        for guild_id in self.settings.guild_ids or [None]:
+            try:
+                await tree.sync(guild=discord.Object(guild_id) if guild_id else None)
+            except discord.HTTPException as exc:
+                log.error(
+                    "syncing the slash commands to %s failed (%s %s); invite the bot with the "
+                    "applications.commands scope (emcee discord-invite) and check [discord] guild_ids",
+                    f"guild {guild_id}" if guild_id else "all guilds",
+                    exc.status,
+                    exc.text,
+                )
+
+    async def on_ready(self) -> None:
+        self._connected = True
+        for channel_id in self.settings.announce_channels:
+            channel = self.client.get_channel(channel_id)
+            if channel is None:
+                log.warning(
+                    "Discord announce channel %s is not visible to the bot (wrong id, or no access)", channel_id
+                )
+            elif missing := missing_permissions(channel):
+                log.warning("Discord announce channel %s: the bot lacks %s", channel_id, ", ".join(missing))
+
+    async def on_resumed(self) -> None:
+        self._connected = True
+
+    async def on_disconnect(self) -> None:
+        self._connected = False
+
+    # --- inbound -------------------------------------------------------------------------------
+
+    async def _on_command(self, interaction: discord.Interaction, command: Command, raw: dict[str, Any]) -> None:
+        started = time.monotonic()
+        actor = _actor(interaction)
+        args: dict[str, Any] = {}
+        if not command.organizer or self.engine.is_organizer(actor):  # the engine refuses others, whatever they typed
+            try:
+                args = self.engine.registry.convert(command, raw)
+            except UsageError as exc:
+                self.engine.metrics.command_handled(command.name, CommandOutcome.REFUSED)
+                await self._answer(interaction, Reply(f"⚠️ {exc.message}", ok=False, usage=exc.usage), started)
+                return
+        await self._run(interaction, Invocation(actor, _channel(interaction), command.path, args), started)
+
+    async def _on_click(self, interaction: discord.Interaction, slug: str, choice: str) -> None:
+        """An RSVP button: the clicker hears back ephemerally; the publisher edits the card's counts."""
+        started = time.monotonic()
+        invocation = Invocation(
+            _actor(interaction), _channel(interaction), ("rsvp",), {"event": slug, "status": choice}
+        )
+        await self._run(interaction, invocation, started)
+
+    async def _run(self, interaction: discord.Interaction, invocation: Invocation, started: float) -> None:
+        """Answer directly when the engine is quick; otherwise defer first, then run it and follow up."""
+        call = asyncio.create_task(self._timed(invocation)) if self._expect_fast() else None
+        self._in_flight += 1
+        try:
+            if call is not None:
+                await asyncio.wait({call}, timeout=self.ack_wait)
+            deferred = call is None or not call.done()
+            if deferred:
+                await interaction.response.defer(ephemeral=True, thinking=True)
+                self._acked(started)
+            reply = await (call if call is not None else self._timed(invocation))
+            await self._answer(interaction, reply, started, deferred)
+        except discord.HTTPException as exc:
+            log.warning("answering a Discord interaction failed: %s %s", exc.status, exc.text)
+        finally:
+            self._in_flight -= 1
+
+    def _expect_fast(self) -> bool:
+        """Whether a direct answer should come soon: the interactions ahead of this one will each run the
+        engine (SQLite runs them in turn), about `_engine_time` apiece."""
+        return (self._in_flight + 1) * self._engine_time < FAST_ENOUGH
+
+    async def _timed(self, invocation: Invocation) -> Reply:
+        """engine.handle, keeping a moving average of the time one call takes."""
+        ahead = self._running
+        self._running += 1
+        started = time.monotonic()
+        try:
+            return await self.engine.handle(invocation)
+        except Exception:  # the engine answers every failure itself; this is a bug, but the member still hears back
+            log.exception("a Discord command failed")
+            return FAILED
+        finally:
+            self._running -= 1
+            share = (time.monotonic() - started) / (ahead + 1)  # it waited for the calls ahead, then ran
+            self._engine_time = 0.8 * self._engine_time + 0.2 * share
+
+    async def _answer(
+        self, interaction: discord.Interaction, reply: Reply, started: float, deferred: bool = False
+    ) -> None:
+        pages = embeds.render_reply(reply)
+        ephemeral = reply.ephemeral or not reply.ok
+        extra = {"file": _file(reply.attachment)} if reply.attachment is not None else {}
+        if deferred:
+            await interaction.followup.send(**pages[0].fields(), **extra, ephemeral=ephemeral)
+        else:
+            await interaction.response.send_message(**pages[0].fields(), **extra, ephemeral=ephemeral)
+            self._acked(started)
+        for page in pages[1:]:
+            await interaction.followup.send(**page.fields(), ephemeral=ephemeral)
+
+    def _acked(self, started: float) -> None:
+        self.engine.metrics.observe_ack(self.platform, time.monotonic() - started)
+
+    async def _complete_event(self, interaction: discord.Interaction, current: str) -> list[app_commands.Choice[str]]:
+        """Upcoming events matching what was typed: published ones, and drafts too for organizers."""
+        query = select(Event).where(col(Event.ends_at) > self.engine.clock.now(), Event.status != EventStatus.CANCELLED)
+        if not self.engine.is_organizer(_actor(interaction)):
+            query = query.where(Event.status == EventStatus.PUBLISHED)
+        if current.strip():
+            text = current.strip().lower()
+            query = query.where(or_(col(Event.slug).contains(text), col(Event.title).ilike(f"%{text}%")))
+        async with self.engine.db.session() as session:
+            found = (await session.exec(query.order_by(col(Event.starts_at)).limit(AUTOCOMPLETE_LIMIT))).all()
+        return [
+            app_commands.Choice(
+                name=embeds.clip(
+                    f"{event.title} · {format_moment(event.starts_at, event.timezone)} · {event.slug}", 100
+                ),
+                value=event.slug,
+            )
+            for event in found
+        ]
+
+    async def _on_tree_error(self, interaction: discord.Interaction, error: app_commands.AppCommandError) -> None:
+        log.error("Discord command %s failed", interaction.data and interaction.data.get("name"), exc_info=error)
+        if not interaction.response.is_done():
+            with contextlib.suppress(discord.HTTPException):
+                await interaction.response.send_message(FAILED.text, ephemeral=True)
+
+    # --- outbound ------------------------------------------------------------------------------
+
+    async def send(self, target: ChannelRef, message: Message) -> MessageRef:
+        channel = self.client.get_partial_messageable(int(target.channel_id))
+        return MessageRef(self.platform, target.channel_id, await self._post(channel, message))
+
+    async def send_dm(self, user: Actor, message: Message) -> MessageRef:
+        with self._failures(f"@{user.user_id}", "opening a DM"):
+            channel = await self.client.create_dm(discord.Object(int(user.user_id)))
+        return MessageRef(self.platform, str(channel.id), await self._post(channel, message))
+
+    async def edit(self, ref: MessageRef, message: Message) -> None:
+        channel = self.client.get_partial_messageable(int(ref.channel_id))
+        ids = ref.message_id.split(",")
+        pages = embeds.truncate(embeds.render(message), len(ids))
+        view = self._view(message)
+        for index, message_id in enumerate(ids):
+            page = pages[index] if index < len(pages) else SHORTER
+            with self._failures(ref.channel_id, "editing a message"):
+                await channel.get_partial_message(int(message_id)).edit(
+                    content=page.content or None, embeds=page.embeds, view=view if index == 0 else None
+                )
+
+    async def _post(self, channel: discord.abc.Messageable, message: Message) -> str:
+        """Send each page of `message`; returns the message ids, comma-separated."""
+        channel_id = getattr(channel, "id", "?")
+        view = self._view(message)
+        ids = []
+        for index, page in enumerate(embeds.truncate(embeds.render(message), MAX_PAGES)):
+            extra = {"view": view} if view is not None and index == 0 else {}
+            with self._failures(channel_id, "sending a message"):
+                sent = await channel.send(**page.fields(), **extra, nonce=nonce(channel_id, index, page, view))
+            ids.append(str(sent.id))
+        return ",".join(ids)
+
+    def _view(self, message: Message) -> discord.ui.View | None:
+        return views.card_view(message, self.button_type) if isinstance(message, EventCard) else None
+
+    @contextlib.contextmanager
+    def _failures(self, channel_id: int | str, action: str) -> Iterator[None]:
+        """Log a refusal with the channel and what is missing, and raise it as DiscordSendError."""
+        try:
+            yield
+        except discord.Forbidden as exc:
+            detail = f"403 {exc.text or 'Forbidden'}"
+            channel = self.client.get_channel(int(channel_id)) if str(channel_id).isdigit() else None
+            missing = missing_permissions(channel) if channel is not None else []
+            if missing:
+                detail += f"; the bot lacks {', '.join(missing)}"
+            log.warning("Discord refused %s in channel %s: %s", action, channel_id, detail)
+            raise DiscordSendError(channel_id, detail) from None
+        except discord.NotFound as exc:
+            log.warning(
+                "Discord %s in channel %s failed: 404 %s; check [discord] announce_channels and that the bot "
+                "can see the channel",
+                action,
+                channel_id,
+                exc.text,
+            )
+            raise DiscordSendError(channel_id, f"404 {exc.text}") from None
+        except discord.HTTPException as exc:
+            raise DiscordSendError(channel_id, f"{exc.status} {exc.text}") from None
+
+
+def missing_permissions(channel: Any) -> list[str]:
+    """The announce-channel permissions the bot lacks there, by discord.py's name (from the gateway cache)."""
+    if not isinstance(channel, discord.abc.GuildChannel):
+        return []
+    granted = channel.permissions_for(channel.guild.me)
+    return [name for name in CHANNEL_PERMISSIONS if not getattr(granted, name)]
+
+
+def nonce(channel_id: int | str, index: int, page: Page, view: discord.ui.View | None) -> str:
+    """The same post to the same channel gets the same nonce (Discord dedupes them per author, for minutes)."""
+    body = {
+        "content": page.content,
+        "embeds": [embed.to_dict() for embed in page.embeds],
+        "components": view.to_components() if view is not None and index == 0 else [],
+    }
+    digest = hashlib.sha256(f"{channel_id}:{index}:{json.dumps(body, sort_keys=True)}".encode()).hexdigest()
+    return digest[:NONCE_LENGTH]
+
+
+def _actor(interaction: discord.Interaction) -> Actor:
+    user = interaction.user
+    roles = tuple(role.name for role in getattr(user, "roles", []) if not role.is_default())
+    return Actor(PLATFORM, str(user.id), user.display_name, roles)
+
+
+def _channel(interaction: discord.Interaction) -> ChannelRef | None:
+    return ChannelRef(PLATFORM, str(interaction.channel_id)) if interaction.channel_id else None
+
+
+def _file(attachment: Attachment) -> discord.File:
+    return discord.File(io.BytesIO(attachment.content.encode()), filename=attachment.filename)

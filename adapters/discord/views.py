@@ -1,0 +1,68 @@
+"""The EventCard's buttons: persistent RSVP buttons, plus calendar links.
+
+Each RSVP button is a DynamicItem whose custom_id holds the event and the choice
+(`emcee:rsvp:bk-june:going`). discord.py matches a click on any message against the template, so
+clicks on cards posted before a restart keep working without any stored view.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+import discord
+
+from bot.messages import RSVP_CHOICES, EventCard
+
+PREFIX = "emcee:rsvp"
+TEMPLATE = re.compile(
+    rf"{PREFIX}:(?P<event>[a-z0-9][a-z0-9-]{{0,63}}):(?P<choice>{'|'.join(c.value for c in RSVP_CHOICES)})"
+)
+LINK_LIMIT = 512  # characters in a link button's URL
+_STYLES = {"going": discord.ButtonStyle.success, "maybe": discord.ButtonStyle.primary}
+
+ClickHandler = Callable[[discord.Interaction, str, str], Awaitable[None]]
+RsvpButtonType = type[discord.ui.DynamicItem[discord.ui.Button[Any]]]
+
+
+def custom_id(slug: str, choice: str) -> str:
+    return f"{PREFIX}:{slug}:{choice}"
+
+
+def rsvp_button_type(on_click: ClickHandler) -> RsvpButtonType:
+    """The RSVP button class for one adapter: a click calls `on_click(interaction, slug, choice)`."""
+
+    class RsvpButton(discord.ui.DynamicItem[discord.ui.Button[Any]], template=TEMPLATE):
+        def __init__(self, slug: str, choice: str, label: str = "") -> None:
+            button: discord.ui.Button[Any] = discord.ui.Button(
+                label=label or choice,
+                style=_STYLES.get(choice, discord.ButtonStyle.secondary),
+                custom_id=custom_id(slug, choice),
+            )
+            super().__init__(button)
+            self.slug, self.choice = slug, choice
+
+        @classmethod
+        async def from_custom_id(
+            cls, interaction: discord.Interaction, item: discord.ui.Item[Any], match: re.Match[str], /
+        ) -> RsvpButton:
+            return cls(match["event"], match["choice"])
+
+        async def callback(self, interaction: discord.Interaction) -> None:
+            await on_click(interaction, self.slug, self.choice)
+
+    return RsvpButton
+
+
+def card_view(card: EventCard, button_type: RsvpButtonType) -> discord.ui.View | None:
+    """Going / Maybe / Can't go on the first row, calendar links on the second; no RSVPs once cancelled."""
+    view = discord.ui.View(timeout=None)
+    if card.status != "cancelled":
+        for choice in card.choices:
+            view.add_item(button_type(card.slug, choice.value, choice.label))  # type: ignore[call-arg]
+    links = (("Add to Google Calendar", card.google_calendar_url), ("Calendar file (.ics)", card.calendar_url))
+    for label, url in links:
+        if url.startswith(("http://", "https://")) and len(url) <= LINK_LIMIT:
+            view.add_item(discord.ui.Button(label=label, url=url, row=1))
+    return view if view.children else None
