@@ -16,10 +16,14 @@ from bot.config import Secrets, Settings
 from bot.db import Database
 from bot.effects import EffectBus
 from bot.engine import Engine
+from bot.feeds import CalendarFeeds
 from bot.http import HttpServer
 from bot.invocation import ChannelRef
+from bot.metrics import Metrics
 from bot.ports import Adapter
 from bot.publisher import Publisher
+from schedules.planner import Rules
+from schedules.runner import Runner
 
 log = logging.getLogger(__name__)
 
@@ -32,19 +36,25 @@ class App:
     bus: EffectBus
     publisher: Publisher
     adapters: dict[str, Adapter]
+    metrics: Metrics
     http: HttpServer | None = None
+    runner: Runner | None = None  # timed posts: reminders, "up next", speaker intros
     _started: list[Adapter] = field(default_factory=list)
 
     async def start(self) -> None:
-        await self.db.upgrade()
+        await self.db.prepare()
         for adapter in self.adapters.values():
             await adapter.start(self.engine)
             self._started.append(adapter)
         if self.http is not None:
             await self.http.start()
             log.info("HTTP server listening on %s", self.http.url)
+        if self.runner is not None:
+            await self.runner.start()
 
     async def stop(self) -> None:
+        if self.runner is not None:
+            await self.runner.stop()
         await self.bus.drain()
         if self.http is not None:
             await self.http.stop()
@@ -64,6 +74,10 @@ class App:
             checks[platform] = "ok" if adapter.connected else "disconnected"
         return checks
 
+    async def metrics_page(self, accept: str | None) -> tuple[bytes, str]:
+        await self.metrics.refresh(self.db, self.engine.clock.now())
+        return self.metrics.exposition(accept)
+
 
 def announce_channels(settings: Settings, adapters: dict[str, Adapter]) -> dict[str, list[ChannelRef]]:
     channels = {
@@ -74,12 +88,22 @@ def announce_channels(settings: Settings, adapters: dict[str, Adapter]) -> dict[
     return {platform: refs for platform, refs in channels.items() if platform in adapters}
 
 
-def build_adapters(settings: Settings, secrets: Secrets, console_out: TextIO | None = None) -> dict[str, Adapter]:
+def build_adapters(
+    settings: Settings, secrets: Secrets, console_out: TextIO | None = None, http: HttpServer | None = None
+) -> dict[str, Adapter]:
     adapters: dict[str, Adapter] = {}
     if settings.console.enabled:
         from adapters.console import ConsoleAdapter
 
         adapters["console"] = ConsoleAdapter(console_out)
+    if settings.slack.enabled:
+        from adapters.slack import SlackAdapter
+
+        adapters["slack"] = SlackAdapter(settings.slack, secrets, http, bot_name=settings.bot.name)
+    if settings.discord.enabled:
+        from adapters.discord import DiscordAdapter
+
+        adapters["discord"] = DiscordAdapter(settings.discord, secrets)
     return adapters
 
 
@@ -93,13 +117,22 @@ def build_app(
     clock = clock or SystemClock()
     db = Database(settings.bot.database_url)
     bus = EffectBus()
-    engine = Engine(db, settings, clock, bus)
-    adapters = build_adapters(settings, secrets) if adapters is None else adapters
-    publisher = Publisher(db, clock, adapters, announce_channels(settings, adapters))
+    metrics = Metrics()
+    engine = Engine(db, settings, clock, bus, metrics=metrics)
+    # The server exists before the adapters so that Slack's HTTP mode can add its route; the lambdas reach `app` later.
+    with_http = settings.http.enabled if with_http is None else with_http
+    http = (
+        HttpServer(settings.http, lambda: app.health(), lambda accept: app.metrics_page(accept)) if with_http else None
+    )
+    adapters = build_adapters(settings, secrets, http=http) if adapters is None else adapters
+    channels = announce_channels(settings, adapters)
+    publisher = Publisher(db, clock, adapters, channels, base_url=settings.http.link_base)
     bus.subscribe(publisher)
-    app = App(settings, db, engine, bus, publisher, adapters)
-    if settings.http.enabled if with_http is None else with_http:
-        app.http = HttpServer(settings.http, app.health)
+    runner = Runner(db, clock, publisher.outbox, publisher.targets(), Rules.from_settings(settings), metrics)
+    bus.subscribe(runner)
+    app = App(settings, db, engine, bus, publisher, adapters, metrics, http, runner)
+    if http is not None:
+        CalendarFeeds(db, clock, settings.bot.name).register(http.app)
     return app
 
 

@@ -5,6 +5,9 @@ from __future__ import annotations
 import csv
 import io
 from collections import defaultdict
+from collections.abc import Sequence
+from datetime import UTC
+from urllib.parse import quote, urlencode
 
 import sqlalchemy as sa
 from sqlmodel import col, select
@@ -20,7 +23,7 @@ from bot.messages import (
     SpeakerLine,
     When,
 )
-from bot.models import AgendaItem, Event, ItemSpeaker, Rsvp, RsvpStatus, Speaker
+from bot.models import AgendaItem, Event, EventStatus, ItemSpeaker, Rsvp, RsvpStatus, Speaker
 
 _ROLE_ORDER = {"moderator": 0, "speaker": 1, "panelist": 2}
 
@@ -29,7 +32,33 @@ def when_of(event: Event) -> When:
     return When(event.starts_at, event.ends_at, event.timezone)
 
 
-async def event_card(session: AsyncSession, event: Event, calendar_url: str = "") -> EventCard:
+def calendar_feed_url(base_url: str, slug: str) -> str:
+    """The event's live .ics feed (served by bot/feeds.py), or "" when no server runs."""
+    return f"{base_url}/events/{slug}.ics" if base_url else ""
+
+
+GOOGLE_CALENDAR = "https://calendar.google.com/calendar/render"
+LINK_LIMIT = 512  # Discord link buttons take at most 512 characters; Slack's take 3,000
+
+
+def google_calendar_url(event: Event) -> str:
+    """A Google Calendar "create event" link in UTC, shown in the event's zone; short enough for any button."""
+    stamp = "%Y%m%dT%H%M%SZ"
+    dates = f"{event.starts_at.astimezone(UTC).strftime(stamp)}/{event.ends_at.astimezone(UTC).strftime(stamp)}"
+    fields = {"action": "TEMPLATE", "text": event.title, "dates": dates, "ctz": event.timezone}
+    optional = {"location": event.venue, "details": event.url}
+    for dropped in ((), ("details",), ("details", "location")):
+        query = fields | {k: v for k, v in optional.items() if v and k not in dropped}
+        link = f"{GOOGLE_CALENDAR}?{urlencode(query, quote_via=quote, safe='/')}"
+        if len(link) <= LINK_LIMIT:
+            return link
+    while len(link) > LINK_LIMIT:  # only a very long title gets here: shorten it
+        fields["text"] = fields["text"][: len(fields["text"]) - 8].rstrip() + "…"
+        link = f"{GOOGLE_CALENDAR}?{urlencode(fields, quote_via=quote, safe='/')}"
+    return link
+
+
+async def event_card(session: AsyncSession, event: Event, base_url: str = "") -> EventCard:
     counts = dict(
         (
             await session.exec(
@@ -49,13 +78,29 @@ async def event_card(session: AsyncSession, event: Event, calendar_url: str = ""
         going=event.seats_taken,
         waitlist=counts.get(RsvpStatus.WAITLISTED, 0),
         maybe=counts.get(RsvpStatus.MAYBE, 0),
-        calendar_url=calendar_url,
+        calendar_url=calendar_feed_url(base_url, event.slug),
+        google_calendar_url="" if event.status == EventStatus.CANCELLED else google_calendar_url(event),
     )
 
 
 async def agenda_entries(session: AsyncSession, event: Event) -> tuple[AgendaEntry, ...]:
+    return tuple(entry for _, entry in await agenda_rows(session, event))
+
+
+async def agenda_rows(session: AsyncSession, event: Event) -> list[tuple[AgendaItem, AgendaEntry]]:
+    """Each agenda item with its entry (speakers included), in agenda order."""
+    return (await agendas(session, [event]))[event.id or 0]
+
+
+async def agendas(session: AsyncSession, events: Sequence[Event]) -> dict[int, list[tuple[AgendaItem, AgendaEntry]]]:
+    """agenda_rows for several events in two queries (the scheduler builds a burst of posts at once)."""
+    zones = {event.id or 0: event.timezone for event in events}
     items = (
-        await session.exec(select(AgendaItem).where(AgendaItem.event_id == event.id).order_by(col(AgendaItem.position)))
+        await session.exec(
+            select(AgendaItem)
+            .where(col(AgendaItem.event_id).in_(list(zones)))
+            .order_by(col(AgendaItem.event_id), col(AgendaItem.position))
+        )
     ).all()
     speakers: dict[int, list[SpeakerLine]] = defaultdict(list)
     if items:
@@ -72,17 +117,18 @@ async def agenda_entries(session: AsyncSession, event: Event) -> tuple[AgendaEnt
                     speaker.name, link.role, speaker.affiliation, speaker.bio, speaker.slack_id, speaker.discord_id
                 )
             )
-    return tuple(
-        AgendaEntry(
+    found: dict[int, list[tuple[AgendaItem, AgendaEntry]]] = {event_id: [] for event_id in zones}
+    for item in items:
+        entry = AgendaEntry(
             position=item.position,
             title=item.title,
             kind=item.kind,
-            when=When(item.starts_at, item.ends_at, event.timezone),
+            when=When(item.starts_at, item.ends_at, zones[item.event_id]),
             speakers=tuple(speakers[item.id or 0]),
             abstract=item.abstract,
         )
-        for item in items
-    )
+        found[item.event_id].append((item, entry))
+    return found
 
 
 async def agenda_card(session: AsyncSession, event: Event) -> AgendaCard:

@@ -11,6 +11,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from bot.config import ConfigError, Secrets, Settings, load_settings
+from bot.db import SchemaOutOfDate
 
 DEFAULT_CONFIG = Path("emcee.toml")
 
@@ -46,9 +47,31 @@ def build_parser() -> argparse.ArgumentParser:
     db_sub = db.add_subparsers(dest="db_command", required=True, metavar="ACTION")
     _config_arg(db_sub.add_parser("upgrade", help="apply the database migrations"))
 
-    imp = sub.add_parser("import", help="import an event file (.toml)")
+    manifest = sub.add_parser("slack-manifest", help="print the Slack app manifest (JSON), built from the commands")
+    manifest.add_argument("--url", help="public https:// base URL of this server, for HTTP mode")
+    _config_arg(manifest)
+
+    invite = sub.add_parser("discord-invite", help="print the OAuth2 URL that adds the bot to a Discord server")
+    invite.add_argument("--client-id", type=int, help="Application ID (default: asked of Discord with DISCORD_TOKEN)")
+    _config_arg(invite)
+
+    imp = sub.add_parser(
+        "import",
+        help="import an event file (.toml) or an iCalendar file (.ics)",
+        description="emcee import FILE.toml | emcee import [ics] FILE.ics  (an .ics is matched to its event by UID)",
+    )
+    imp.add_argument("format", nargs="?", choices=["ics"], help="read FILE as iCalendar whatever its suffix")
     imp.add_argument("file", type=Path)
     _config_arg(imp)
+
+    exp = sub.add_parser("export", help="export events")
+    exp_sub = exp.add_subparsers(dest="export_format", required=True, metavar="FORMAT")
+    ics = exp_sub.add_parser("ics", help="write an iCalendar file: one event, or every upcoming one")
+    ics.add_argument("event", nargs="?", help="an event slug (default: every upcoming published event)")
+    ics.add_argument(
+        "--output", "-o", type=Path, help="file to write, - for stdout (default: SLUG.ics or calendar.ics)"
+    )
+    _config_arg(ics)
     return parser
 
 
@@ -63,7 +86,8 @@ async def _check(settings: Settings, secrets: Secrets) -> int:
         channels = settings.discord.announce_channels or "no channels"
         print(f"discord: guilds {settings.discord.guild_ids}, announcing in {channels}")
     if settings.http.enabled:
-        print(f"http: {settings.http.host}:{settings.http.port} (/healthz)")
+        print(f"http: {settings.http.host}:{settings.http.port} (/healthz, /metrics, /calendar.ics)")
+        print(f"calendar links: {settings.http.public_url}/events/<slug>.ics")
     if missing:
         print(f"error: missing environment variables: {', '.join(missing)}", file=sys.stderr)
         return 1
@@ -111,6 +135,59 @@ async def _import(settings: Settings, file: Path) -> int:
     return 0
 
 
+async def _import_ics(settings: Settings, file: Path) -> int:
+    from bot.app import build_app
+    from bot.calendar import IcsError, import_ics
+
+    app = build_app(settings, Secrets(), adapters={}, with_http=False)
+    await app.start()
+    try:
+        result = await import_ics(app.engine, file)
+    except IcsError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
+    finally:
+        await app.stop()
+    if result.action == "created":
+        print(f"imported {result.slug} as a draft; publish it with /emcee event publish {result.slug}")
+    elif result.action == "updated":
+        print(f"updated {result.slug}: {', '.join(result.changed)}")
+    else:
+        print(f"{result.slug} is already up to date; nothing changed")
+    return 0
+
+
+async def _export_ics(settings: Settings, event: str | None, output: Path | None) -> int:
+    from bot.app import build_app
+    from bot.calendar import event_feed, upcoming_feed
+    from bot.commands import UsageError
+
+    app = build_app(settings, Secrets(), adapters={}, with_http=False)
+    await app.start()
+    try:
+        async with app.db.session() as session:
+            if event is None:
+                feed = await upcoming_feed(session, app.engine.clock.now(), settings.bot.name)
+            else:
+                feed = await event_feed(session, await app.engine.resolve_event(session, event, organizer=True))
+    except UsageError as exc:
+        print(f"error: {exc.message}", file=sys.stderr)
+        return 1
+    finally:
+        await app.stop()
+    if output == Path("-"):
+        sys.stdout.buffer.write(feed.body)
+        return 0
+    target = output or Path(feed.filename)
+    try:
+        target.write_bytes(feed.body)
+    except OSError as exc:
+        print(f"error: {target}: cannot write: {exc.strerror}", file=sys.stderr)
+        return 1
+    print(f"wrote {target}")
+    return 0
+
+
 async def _dispatch(args: argparse.Namespace) -> int:
     if args.command == "demo":
         from bot.demo import run_demo
@@ -124,6 +201,19 @@ async def _dispatch(args: argparse.Namespace) -> int:
         return await _run(settings, Secrets.from_env())
     if args.command == "db":
         return await _db_upgrade(settings)
+    if args.command == "slack-manifest":
+        from adapters.slack.manifest import manifest_json
+
+        print(manifest_json(settings, args.url))
+        return 0
+    if args.command == "discord-invite":
+        from adapters.discord.invite import print_invite
+
+        return await print_invite(settings.discord, Secrets.from_env(), args.client_id)
+    if args.command == "export":
+        return await _export_ics(settings, args.event, args.output)
+    if args.format == "ics" or args.file.suffix.lower() == ".ics":
+        return await _import_ics(settings, args.file)
     return await _import(settings, args.file)
 
 
@@ -134,7 +224,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     )
     try:
         return asyncio.run(_dispatch(args))
-    except ConfigError as exc:
+    except (ConfigError, SchemaOutOfDate) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:

@@ -36,6 +36,7 @@ from bot.effects import (
 )
 from bot.invocation import Actor, ChannelRef, Invocation
 from bot.messages import EventList, Reply
+from bot.metrics import CommandOutcome, Metrics
 from bot.models import Event, EventStatus, Rsvp, RsvpStatus, Speaker
 from bot.plaintext import format_moment
 from bot.rsvps import promote_waitlist, set_rsvp
@@ -64,12 +65,14 @@ class Engine:
         clock: Clock,
         bus: EffectBus | None = None,
         registry: Registry | None = None,
+        metrics: Metrics | None = None,
     ) -> None:
         self.db = db
         self.settings = settings
         self.clock = clock
         self.bus = bus or EffectBus()
         self.registry = registry or Registry()
+        self.metrics = metrics or Metrics()  # adapters record their ack latency here too
         self._handlers: dict[tuple[str, ...], Handler] = {
             ("rsvp",): self._rsvp,
             ("events",): self._events,
@@ -98,27 +101,36 @@ class Engine:
     async def handle_text(self, actor: Actor, channel: ChannelRef | None, line: str) -> Reply:
         """Parse a typed command line (Slack text, console) and handle it."""
         try:
-            parsed = self.registry.parse(line, await self.event_slugs())
+            events = await self.event_slugs() if self.registry.needs_event_names(line) else ()
+            parsed = self.registry.parse(line, events)
         except UsageError as exc:
+            self.metrics.command_handled("unparsed", CommandOutcome.REFUSED)
             return self._refusal(exc)
         return await self.handle(Invocation(actor, channel, parsed.command.path, parsed.args))
 
     async def handle(self, invocation: Invocation) -> Reply:
         command = self.registry.get(invocation.command)
+        reply, outcome = await self._dispatch(command, invocation)
+        self.metrics.command_handled(command.name if command else "unknown", outcome)
+        return reply
+
+    async def _dispatch(self, command: Command | None, invocation: Invocation) -> tuple[Reply, CommandOutcome]:
         if command is None:
-            return self._refusal(UsageError(f"unknown command '{' '.join(invocation.command)}'. Try /emcee help"))
+            unknown = UsageError(f"unknown command '{' '.join(invocation.command)}'. Try /emcee help")
+            return self._refusal(unknown), CommandOutcome.REFUSED
         if command.organizer and not self.is_organizer(invocation.actor):
-            return Reply(f"Only organizers can use /{command.name}.", ok=False)
+            return Reply(f"Only organizers can use /{command.name}.", ok=False), CommandOutcome.DENIED
         try:
             async with self.db.session() as session:
                 outcome = await self._handlers[command.path](session, invocation)
         except UsageError as exc:
-            return self._refusal(exc, command)
+            return self._refusal(exc, command), CommandOutcome.REFUSED
         except Exception:
             log.exception("command /%s failed", command.name)
-            return Reply("Something went wrong on our side and nothing was changed. Please try again.", ok=False)
+            failed = Reply("Something went wrong on our side and nothing was changed. Please try again.", ok=False)
+            return failed, CommandOutcome.ERROR
         self.bus.publish(outcome.effects)
-        return outcome.reply
+        return outcome.reply, CommandOutcome.OK if outcome.reply.ok else CommandOutcome.REFUSED
 
     def is_organizer(self, actor: Actor) -> bool:
         organizers = self.settings.organizers
@@ -205,7 +217,8 @@ class Engine:
                 .order_by(col(Event.starts_at))
             )
         ).all()
-        listing = EventList(tuple([await cards.event_card(session, event) for event in events]))
+        base_url = self.settings.http.link_base
+        listing = EventList(tuple([await cards.event_card(session, event, base_url) for event in events]))
         return Outcome(Reply("", message=listing))
 
     async def _agenda(self, session: AsyncSession, inv: Invocation) -> Outcome:
@@ -247,7 +260,7 @@ class Engine:
             raise UsageError("--ends must be after --starts")
         event = Event(
             slug=slug,
-            uid=f"{uuid.uuid4()}@emcee",
+            uid=args.get("uid") or f"{uuid.uuid4()}@emcee",  # an importer keeps the calendar's own UID
             title=args["title"],
             description=args.get("description", ""),
             venue=args.get("venue", ""),

@@ -1,4 +1,4 @@
-"""The one aiohttp server: /healthz here; Slack HTTP mode, calendars and metrics add their routes."""
+"""The one aiohttp server: /healthz and /metrics here; Slack HTTP mode and calendars add their routes."""
 
 from __future__ import annotations
 
@@ -9,23 +9,27 @@ from aiohttp import web
 from bot.config import HttpSettings
 
 HealthCheck = Callable[[], Awaitable[dict[str, str]]]
+MetricsPage = Callable[[str | None], Awaitable[tuple[bytes, str]]]  # Accept header -> body, content type
 
 
 class HttpServer:
-    def __init__(self, settings: HttpSettings, health: HealthCheck) -> None:
+    def __init__(self, settings: HttpSettings, health: HealthCheck, metrics: MetricsPage | None = None) -> None:
         self.settings = settings
         self.app = web.Application()
         self._health = health
         self.app.router.add_get("/healthz", self._healthz)
+        if metrics is not None:
+            self.app.router.add_get("/metrics", _metrics_handler(metrics))
         self._runner: web.AppRunner | None = None
         self.port: int | None = None
 
     async def _healthz(self, request: web.Request) -> web.Response:
         checks = await self._health()
-        healthy = all(state == "ok" for state in checks.values())
-        return web.json_response(
-            {"status": "ok" if healthy else "unhealthy", "checks": checks}, status=200 if healthy else 503
-        )
+        problems = [f"{name}: {state}" for name, state in checks.items() if state != "ok"]
+        body: dict[str, object] = {"status": "unhealthy" if problems else "ok", "checks": checks}
+        if problems:
+            body["reason"] = "; ".join(problems)
+        return web.json_response(body, status=503 if problems else 200)
 
     async def start(self) -> None:
         self._runner = web.AppRunner(self.app, access_log=None)
@@ -42,3 +46,11 @@ class HttpServer:
     @property
     def url(self) -> str:
         return f"http://{self.settings.host}:{self.port}"
+
+
+def _metrics_handler(page: MetricsPage) -> Callable[[web.Request], Awaitable[web.Response]]:
+    async def metrics(request: web.Request) -> web.Response:
+        body, content_type = await page(request.headers.get("Accept"))
+        return web.Response(body=body, headers={"Content-Type": content_type})
+
+    return metrics

@@ -63,7 +63,8 @@ class EventCard:
     going: int
     waitlist: int
     maybe: int
-    calendar_url: str = ""
+    calendar_url: str = ""  # the event's live .ics feed, for "Add to calendar"; empty when no server runs
+    google_calendar_url: str = ""  # a Google Calendar "create event" template link
     choices: tuple[RsvpChoice, ...] = RSVP_CHOICES
 
     @property

@@ -96,6 +96,10 @@ def _(card: EventCard) -> str:
         lines.append(card.description)
     lines.append(seats_line(card))
     lines.append("RSVP: " + " | ".join(f"/rsvp {card.slug} {choice.value}" for choice in card.choices))
+    if card.calendar_url:
+        lines.append(f"📅 Add to calendar: {card.calendar_url}")
+    if card.google_calendar_url:
+        lines.append(f"📅 Google Calendar: {card.google_calendar_url}")
     return "\n".join(lines)
 
 
