@@ -7,11 +7,15 @@ import asyncio
 import contextlib
 import logging
 import sys
-from collections.abc import Sequence
+from collections.abc import AsyncIterator, Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from bot.config import ConfigError, Secrets, Settings, load_settings
 from bot.db import SchemaOutOfDate
+
+if TYPE_CHECKING:
+    from bot.engine import Engine
 
 DEFAULT_CONFIG = Path("emcee.toml")
 
@@ -118,36 +122,41 @@ async def _db_upgrade(settings: Settings) -> int:
     return 0
 
 
-async def _import(settings: Settings, file: Path) -> int:
+@contextlib.asynccontextmanager
+async def _offline_engine(settings: Settings) -> AsyncIterator[Engine]:
+    """The engine on the configured database, with no adapters or server, for one-off commands."""
     from bot.app import build_app
-    from bot.eventfile import EventFileError, import_event_file
 
     app = build_app(settings, Secrets(), adapters={}, with_http=False)
     await app.start()
     try:
-        slug = await import_event_file(app.engine, file)
+        yield app.engine
+    finally:
+        await app.stop()
+
+
+async def _import(settings: Settings, file: Path) -> int:
+    from bot.eventfile import EventFileError, import_event_file
+
+    try:
+        async with _offline_engine(settings) as engine:
+            slug = await import_event_file(engine, file)
     except EventFileError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 1
-    finally:
-        await app.stop()
     print(f"imported {slug} as a draft; publish it with /emcee event publish {slug}")
     return 0
 
 
 async def _import_ics(settings: Settings, file: Path) -> int:
-    from bot.app import build_app
     from bot.calendar import IcsError, import_ics
 
-    app = build_app(settings, Secrets(), adapters={}, with_http=False)
-    await app.start()
     try:
-        result = await import_ics(app.engine, file)
+        async with _offline_engine(settings) as engine:
+            result = await import_ics(engine, file)
     except IcsError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 1
-    finally:
-        await app.stop()
     if result.action == "created":
         print(f"imported {result.slug} as a draft; publish it with /emcee event publish {result.slug}")
     elif result.action == "updated":
@@ -158,23 +167,18 @@ async def _import_ics(settings: Settings, file: Path) -> int:
 
 
 async def _export_ics(settings: Settings, event: str | None, output: Path | None) -> int:
-    from bot.app import build_app
     from bot.calendar import event_feed, upcoming_feed
     from bot.commands import UsageError
 
-    app = build_app(settings, Secrets(), adapters={}, with_http=False)
-    await app.start()
     try:
-        async with app.db.session() as session:
+        async with _offline_engine(settings) as engine, engine.db.session() as session:
             if event is None:
-                feed = await upcoming_feed(session, app.engine.clock.now(), settings.bot.name)
+                feed = await upcoming_feed(session, engine.clock.now(), settings.bot.name)
             else:
-                feed = await event_feed(session, await app.engine.resolve_event(session, event, organizer=True))
+                feed = await event_feed(session, await engine.resolve_event(session, event, organizer=True))
     except UsageError as exc:
         print(f"error: {exc.message}", file=sys.stderr)
         return 1
-    finally:
-        await app.stop()
     if output == Path("-"):
         sys.stdout.buffer.write(feed.body)
         return 0

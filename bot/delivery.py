@@ -58,7 +58,8 @@ class RateLimited(Exception):
     """Raised by an adapter when a send is still rate limited after the library's own retries.
 
     The outbox waits `retry_after` seconds before its next attempt. Any exception with a numeric
-    `retry_after` attribute is honoured the same way.
+    `retry_after` attribute is honoured the same way; one whose `permanent` attribute is true (a
+    missing channel, missing permissions) is not retried at all.
     """
 
     def __init__(self, retry_after: float, detail: str = "rate limited") -> None:
@@ -409,7 +410,7 @@ class Outbox:
                 return await adapter.send(ChannelRef(target.platform, target.id), message), ""
             except Exception as exc:
                 error = exc
-            if attempt == len(delays):
+            if attempt == len(delays) or getattr(error, "permanent", False):
                 break
             retry_after = getattr(error, "retry_after", None)
             wait = delays[attempt]

@@ -17,6 +17,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
+from sqlmodel.sql.expression import SelectOfScalar
 
 from bot import cards
 from bot.agenda import AgendaEditor
@@ -35,7 +36,7 @@ from bot.effects import (
     SeatsChanged,
 )
 from bot.invocation import Actor, ChannelRef, Invocation
-from bot.messages import EventList, Reply
+from bot.messages import INTERNAL_ERROR, EventList, Reply, refusal
 from bot.metrics import CommandOutcome, Metrics
 from bot.models import Event, EventStatus, Rsvp, RsvpStatus, Speaker
 from bot.plaintext import format_moment
@@ -127,8 +128,7 @@ class Engine:
             return self._refusal(exc, command), CommandOutcome.REFUSED
         except Exception:
             log.exception("command /%s failed", command.name)
-            failed = Reply("Something went wrong on our side and nothing was changed. Please try again.", ok=False)
-            return failed, CommandOutcome.ERROR
+            return INTERNAL_ERROR, CommandOutcome.ERROR
         self.bus.publish(outcome.effects)
         return outcome.reply, CommandOutcome.OK if outcome.reply.ok else CommandOutcome.REFUSED
 
@@ -152,18 +152,21 @@ class Engine:
 
     @staticmethod
     def _refusal(exc: UsageError, command: Command | None = None) -> Reply:
-        usage = exc.usage or (command.usage if command else None)
-        return Reply(f"⚠️ {exc.message}", ok=False, usage=usage)
+        return refusal(exc.message, exc.usage or (command.usage if command else None))
 
     # -- lookups ------------------------------------------------------------------------------
+
+    def upcoming(self, organizer: bool = False) -> SelectOfScalar[Event]:
+        """Events that have not ended, soonest first: published ones, and drafts too for organizers."""
+        query = select(Event).where(col(Event.ends_at) > self.clock.now(), Event.status != EventStatus.CANCELLED)
+        if not organizer:
+            query = query.where(Event.status == EventStatus.PUBLISHED)
+        return query.order_by(col(Event.starts_at))
 
     async def resolve_event(self, session: AsyncSession, ref: str | None, organizer: bool = False) -> Event:
         """A slug, a unique prefix of one, or None for the next event that has not ended."""
         if ref is None:
-            query = select(Event).where(col(Event.ends_at) > self.clock.now(), Event.status != EventStatus.CANCELLED)
-            if not organizer:
-                query = query.where(Event.status == EventStatus.PUBLISHED)
-            event = (await session.exec(query.order_by(col(Event.starts_at)))).first()
+            event = (await session.exec(self.upcoming(organizer))).first()
             if event is None:
                 raise UsageError("there is no upcoming event; name one, or see /events")
             return event

@@ -89,9 +89,9 @@ def _wall(text: str, where: str) -> WallTime:
         raise EventFileError(f"{where}: {exc}") from None
 
 
-def moved(spec: EventFile, starts_at: datetime | None, scale: float = 1.0) -> dict[str, datetime]:
-    """Wall times of the file as aware datetimes, optionally re-anchored at `starts_at` and compressed
-    by `scale` (the demo replays an evening in about a minute)."""
+def moved(spec: EventFile, starts_at: datetime | None) -> dict[str, datetime]:
+    """Wall times of the file as aware datetimes, optionally re-anchored at `starts_at` (the demo
+    moves the sample evening to tomorrow)."""
     zone = ZoneInfo(spec.event.timezone)
     start_wall = _wall(spec.event.starts, "event.starts")
     if start_wall.day is None:
@@ -101,16 +101,14 @@ def moved(spec: EventFile, starts_at: datetime | None, scale: float = 1.0) -> di
 
     def place(text: str, where: str) -> datetime:
         moment = _wall(text, where).resolve(zone, start_wall.day)  # type: ignore[arg-type]
-        return anchor + timedelta(seconds=(moment - original).total_seconds() * scale)
+        return anchor + (moment - original)
 
     times = {"event.starts": anchor}
-    times["event.ends"] = (
-        place(spec.event.ends, "event.ends") if spec.event.ends else anchor + timedelta(hours=3) * scale
-    )
+    times["event.ends"] = place(spec.event.ends, "event.ends") if spec.event.ends else anchor + timedelta(hours=3)
     for index, item in enumerate(spec.agenda):
         times[f"agenda.{index}.starts"] = place(item.starts, f"agenda.{index}.starts")
         ends = place(item.ends, f"agenda.{index}.ends") if item.ends else None
-        times[f"agenda.{index}.ends"] = ends or times[f"agenda.{index}.starts"] + timedelta(minutes=30) * scale
+        times[f"agenda.{index}.ends"] = ends or times[f"agenda.{index}.starts"] + timedelta(minutes=30)
     return times
 
 
@@ -119,11 +117,11 @@ def _local(moment: datetime, zone: ZoneInfo) -> str:
     return moment.astimezone(zone).strftime("%Y-%m-%d %H:%M:%S")
 
 
-async def import_event_file(engine: Engine, path: Path, starts_at: datetime | None = None, scale: float = 1.0) -> str:
+async def import_event_file(engine: Engine, path: Path, starts_at: datetime | None = None) -> str:
     """Create the event, its speakers (new ones only) and its agenda. Returns the slug."""
     spec = read_event_file(path)
     zone = ZoneInfo(spec.event.timezone)
-    times = moved(spec, starts_at, scale)
+    times = moved(spec, starts_at)
     if spec.event.slug in await engine.event_slugs():
         raise EventFileError(f"{path}: event '{spec.event.slug}' already exists; nothing was imported")
 

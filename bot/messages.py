@@ -167,3 +167,11 @@ class Reply:
     message: Message | None = None
     attachment: Attachment | None = None
     usage: str | None = None
+
+
+INTERNAL_ERROR = Reply("Something went wrong on our side and nothing was changed. Please try again.", ok=False)
+
+
+def refusal(message: str, usage: str | None) -> Reply:
+    """The answer to rejected input: what was wrong, and the usage line, to the sender only."""
+    return Reply(f"⚠️ {message}", ok=False, usage=usage)

@@ -235,3 +235,17 @@ async def test_a_message_that_cannot_be_built_marks_the_claims_failed(ledger: Le
     row = await ledger.status("k", A)
     assert result.sent == {} and adapter.sent == []
     assert row is not None and row.status == DeliveryStatus.FAILED and "event 7 is gone" in (row.error or "")
+
+
+
+async def test_a_permanent_failure_is_not_retried(ledger: Ledger) -> None:
+    class MissingChannel(Exception):
+        permanent = True
+
+    adapter = RecordingAdapter(fail=[MissingChannel("channel_not_found")])
+    sleeps = Sleeps()
+    outbox = Outbox(ledger, {"rec": adapter}, sleep=sleeps)
+    assert await outbox.deliver("k", A, lambda: const("hello")) is None
+    assert sleeps.waits == [] and adapter.sent == []
+    row = await ledger.status("k", A)
+    assert row is not None and row.status == DeliveryStatus.FAILED and "channel_not_found" in (row.error or "")

@@ -31,7 +31,7 @@ from typing import TYPE_CHECKING, Any
 
 import discord
 from discord import app_commands
-from sqlmodel import col, or_, select
+from sqlmodel import col, or_
 
 from adapters.discord import embeds, views
 from adapters.discord.embeds import Page
@@ -40,10 +40,10 @@ from adapters.discord.tree import build_tree
 from bot.commands import Command, UsageError
 from bot.config import ConfigError, DiscordSettings, Secrets
 from bot.invocation import Actor, ChannelRef, Invocation, MessageRef
-from bot.messages import Attachment, EventCard, Message, Reply
+from bot.messages import INTERNAL_ERROR, Attachment, EventCard, Message, Reply, refusal
 from bot.metrics import CommandOutcome
-from bot.models import Event, EventStatus
-from bot.plaintext import format_moment
+from bot.models import Event
+from bot.plaintext import format_moment, shorten
 
 if TYPE_CHECKING:
     from bot.engine import Engine
@@ -65,17 +65,17 @@ NONCE_LENGTH = 25
 # What the bot needs in an announce channel (use_application_commands concerns members, not the bot).
 CHANNEL_PERMISSIONS = ("view_channel", "send_messages", "embed_links", "read_message_history")
 INTENTS = discord.Intents(guilds=True)  # roles and channels; interactions need no intent
-FAILED = Reply("Something went wrong on our side and nothing was changed. Please try again.", ok=False)
 SHORTER = Page("⤴ (see above)")  # a message that an edit no longer needs, when the list got shorter
 
 
 class DiscordSendError(Exception):
     """A send, edit or DM failed for good (after discord.py's own retries)."""
 
-    def __init__(self, channel_id: int | str, detail: str) -> None:
+    def __init__(self, channel_id: int | str, detail: str, permanent: bool = False) -> None:
         super().__init__(f"discord channel {channel_id}: {detail}")
         self.channel_id = str(channel_id)
         self.detail = detail
+        self.permanent = permanent  # a missing channel or permission: the outbox does not retry
 
 
 class DiscordAdapter:
@@ -221,7 +221,7 @@ class DiscordAdapter:
                 args = self.engine.registry.convert(command, raw)
             except UsageError as exc:
                 self.engine.metrics.command_handled(command.name, CommandOutcome.REFUSED)
-                await self._answer(interaction, Reply(f"⚠️ {exc.message}", ok=False, usage=exc.usage), started)
+                await self._answer(interaction, refusal(exc.message, exc.usage), started)
                 return
         await self._run(interaction, Invocation(actor, _channel(interaction), command.path, args), started)
 
@@ -265,7 +265,7 @@ class DiscordAdapter:
             return await self.engine.handle(invocation)
         except Exception:  # the engine answers every failure itself; this is a bug, but the member still hears back
             log.exception("a Discord command failed")
-            return FAILED
+            return INTERNAL_ERROR
         finally:
             self._running -= 1
             share = (time.monotonic() - started) / (ahead + 1)  # it waited for the calls ahead, then ran
@@ -290,19 +290,15 @@ class DiscordAdapter:
 
     async def _complete_event(self, interaction: discord.Interaction, current: str) -> list[app_commands.Choice[str]]:
         """Upcoming events matching what was typed: published ones, and drafts too for organizers."""
-        query = select(Event).where(col(Event.ends_at) > self.engine.clock.now(), Event.status != EventStatus.CANCELLED)
-        if not self.engine.is_organizer(_actor(interaction)):
-            query = query.where(Event.status == EventStatus.PUBLISHED)
+        query = self.engine.upcoming(self.engine.is_organizer(_actor(interaction)))
         if current.strip():
             text = current.strip().lower()
             query = query.where(or_(col(Event.slug).contains(text), col(Event.title).ilike(f"%{text}%")))
         async with self.engine.db.session() as session:
-            found = (await session.exec(query.order_by(col(Event.starts_at)).limit(AUTOCOMPLETE_LIMIT))).all()
+            found = (await session.exec(query.limit(AUTOCOMPLETE_LIMIT))).all()
         return [
             app_commands.Choice(
-                name=embeds.clip(
-                    f"{event.title} · {format_moment(event.starts_at, event.timezone)} · {event.slug}", 100
-                ),
+                name=shorten(f"{event.title} · {format_moment(event.starts_at, event.timezone)} · {event.slug}", 100),
                 value=event.slug,
             )
             for event in found
@@ -312,7 +308,7 @@ class DiscordAdapter:
         log.error("Discord command %s failed", interaction.data and interaction.data.get("name"), exc_info=error)
         if not interaction.response.is_done():
             with contextlib.suppress(discord.HTTPException):
-                await interaction.response.send_message(FAILED.text, ephemeral=True)
+                await interaction.response.send_message(INTERNAL_ERROR.text, ephemeral=True)
 
     # --- outbound ------------------------------------------------------------------------------
 
@@ -364,7 +360,7 @@ class DiscordAdapter:
             if missing:
                 detail += f"; the bot lacks {', '.join(missing)}"
             log.warning("Discord refused %s in channel %s: %s", action, channel_id, detail)
-            raise DiscordSendError(channel_id, detail) from None
+            raise DiscordSendError(channel_id, detail, permanent=True) from None
         except discord.NotFound as exc:
             log.warning(
                 "Discord %s in channel %s failed: 404 %s; check [discord] announce_channels and that the bot "
@@ -373,7 +369,7 @@ class DiscordAdapter:
                 channel_id,
                 exc.text,
             )
-            raise DiscordSendError(channel_id, f"404 {exc.text}") from None
+            raise DiscordSendError(channel_id, f"404 {exc.text}", permanent=True) from None
         except discord.HTTPException as exc:
             raise DiscordSendError(channel_id, f"{exc.status} {exc.text}") from None
 

@@ -32,7 +32,7 @@ from bot.messages import (
     SpeakerLine,
     When,
 )
-from bot.plaintext import format_lead, format_moment, format_when, seats_line, speaker_label
+from bot.plaintext import format_lead, format_moment, format_when, seats_line, shorten, speaker_label
 
 # Discord's documented limits.
 CONTENT = 2000
@@ -71,16 +71,12 @@ class Page:
         return found
 
 
-def clip(text: str, limit: int) -> str:
-    return text if len(text) <= limit else text[: limit - 1] + "…"
-
-
 def pack_lines(lines: Iterable[str], limit: int) -> list[str]:
     """Join lines into as few texts of at most `limit` characters as possible; an overlong line is clipped."""
     chunks: list[str] = []
     current = ""
     for line in lines:
-        line = clip(line, limit)
+        line = shorten(line, limit)
         if current and len(current) + 1 + len(line) > limit:
             chunks.append(current)
             current = line
@@ -111,7 +107,7 @@ def truncate(pages: list[Page], count: int) -> list[Page]:
     kept = pages[:count]
     note = f"(… {len(pages) - count} more message{'s' if len(pages) - count != 1 else ''} not shown)"
     last = kept[-1]
-    content = f"{clip(last.content, CONTENT - len(note) - 1)}\n{note}" if last.content else note
+    content = f"{shorten(last.content, CONTENT - len(note) - 1)}\n{note}" if last.content else note
     kept[-1] = Page(content, last.embeds)
     return kept
 
@@ -122,11 +118,11 @@ def listing(
     """A titled list: the lines fill descriptions of up to 4,096 characters, as many embeds as they need."""
     chunks = pack_lines(lines, DESCRIPTION) or ["—"]
     embeds = [discord.Embed(description=chunk, color=color) for chunk in chunks]
-    embeds[0].title = clip(title, TITLE)
+    embeds[0].title = shorten(title, TITLE)
     if _is_link(url):
         embeds[0].url = url
     if footer:
-        embeds[-1].set_footer(text=clip(footer, FOOTER_ROOM))
+        embeds[-1].set_footer(text=shorten(footer, FOOTER_ROOM))
     return embeds
 
 
@@ -134,7 +130,7 @@ def with_fields(first: discord.Embed, fields: Iterable[tuple[str, str]]) -> list
     """`first` and as many continuation embeds as the fields need: 25 fields and 6,000 characters each."""
     embeds = [first]
     for name, value in fields:
-        name, value = clip(name, FIELD_NAME) or "—", clip(value, FIELD_VALUE) or "—"
+        name, value = shorten(name, FIELD_NAME) or "—", shorten(value, FIELD_VALUE) or "—"
         current = embeds[-1]
         if len(current.fields) == FIELDS or len(current) + len(name) + len(value) > TOTAL:
             current = discord.Embed(color=first.color)
@@ -198,8 +194,8 @@ def card_embed(card: EventCard) -> discord.Embed:
         lines.append("")
         lines.append(card.description)
     embed = discord.Embed(
-        title=clip(title, TITLE),
-        description=clip("\n".join(lines), DESCRIPTION),
+        title=shorten(title, TITLE),
+        description=shorten("\n".join(lines), DESCRIPTION),
         color=_COLORS.get(card.status, _ACCENT),
         url=card.url if _is_link(card.url) else None,
     )
@@ -209,7 +205,7 @@ def card_embed(card: EventCard) -> discord.Embed:
         embed.add_field(name="Seats left", value=str(card.seats_left), inline=True)
     embed.add_field(name="Waitlist", value=str(card.waitlist), inline=True)
     embed.add_field(name="Maybe", value=str(card.maybe), inline=True)
-    embed.set_footer(text=clip(f"{format_when(card.when)} · {card.slug}", FOOTER_ROOM))
+    embed.set_footer(text=shorten(f"{format_when(card.when)} · {card.slug}", FOOTER_ROOM))
     return embed
 
 
@@ -226,8 +222,8 @@ def _(intro: SpeakerIntro) -> list[Page]:
     if entry.abstract:
         lines += ["", entry.abstract]
     first = discord.Embed(
-        title=clip(f"🎤 Now on stage: {entry.title}", TITLE),
-        description=clip("\n".join(lines), DESCRIPTION),
+        title=shorten(f"🎤 Now on stage: {entry.title}", TITLE),
+        description=shorten("\n".join(lines), DESCRIPTION),
         color=_ACCENT,
     )
     speakers = []

@@ -17,8 +17,8 @@ from typing import Any
 import discord
 from discord import app_commands
 
-from adapters.discord.embeds import clip
 from bot.commands import Arg, ArgKind, Command, Registry
+from bot.plaintext import shorten
 
 DESCRIPTION = 100  # characters in a command's or option's description
 _LARGEST = 999_999_999  # the registry reads whole numbers of up to 9 digits
@@ -53,7 +53,7 @@ def build_tree(
         parent = group(command.path[:-1]) if len(command.path) > 1 else None
         slash: app_commands.Command[Any, ..., None] = app_commands.Command(
             name=command.path[-1],
-            description=clip(command.summary, DESCRIPTION),
+            description=shorten(command.summary, DESCRIPTION),
             callback=_callback(command, on_command, complete_event),
             parent=parent,
         )
@@ -68,7 +68,7 @@ def _group_description(registry: Registry, path: tuple[str, ...]) -> str:
     below = [command for command in registry.commands if command.path[: len(path)] == path]
     children = ", ".join(dict.fromkeys(command.path[len(path)] for command in below))
     kind = "Organizer commands" if all(command.organizer for command in below) else "Commands"
-    return clip(f"{kind}: {children}", DESCRIPTION)
+    return shorten(f"{kind}: {children}", DESCRIPTION)
 
 
 def parameter_name(arg: Arg) -> str:
@@ -86,7 +86,7 @@ def _annotation(arg: Arg) -> Any:
 
 def _description(arg: Arg) -> str:
     text = f"{arg.help}; separate several with commas" if arg.repeat else arg.help
-    return clip(text, DESCRIPTION)
+    return shorten(text, DESCRIPTION)
 
 
 def _callback(command: Command, on_command: CommandHandler, complete_event: Completer) -> Callable[..., Any]:

@@ -40,7 +40,7 @@ from adapters.slack import blocks, payloads
 from bot.config import ConfigError, Secrets, SlackSettings
 from bot.http import HttpServer
 from bot.invocation import Actor, ChannelRef, MessageRef
-from bot.messages import Attachment, Message, Reply
+from bot.messages import INTERNAL_ERROR, Attachment, Message, Reply
 
 if TYPE_CHECKING:
     from bot.engine import Engine
@@ -55,7 +55,6 @@ RATE_LIMIT_RETRIES = 3  # each waits Slack's Retry-After; stays well inside the 
 ENGINE_SLOTS = 8  # on SQLite: 1
 FAST_ACK_QUEUE = 2
 WORKING = "Working on it…"
-FAILED = Reply("Something went wrong on our side and nothing was changed. Please try again.", ok=False)
 
 _HINTS = {
     "not_in_channel": "invite the bot to #channel: type /invite @{bot} in channel {channel}",
@@ -66,6 +65,24 @@ _HINTS = {
 }
 
 
+# Errors that no retry can fix (Slack's documented error codes for chat.postMessage and friends).
+PERMANENT_ERRORS = frozenset(
+    {
+        "channel_not_found",
+        "not_in_channel",
+        "is_archived",
+        "invalid_auth",
+        "account_inactive",
+        "token_revoked",
+        "missing_scope",
+        "user_not_found",
+        "cannot_dm_bot",
+        "msg_too_long",
+        "invalid_blocks",
+    }
+)
+
+
 class SlackSendError(Exception):
     """A Web API call failed for good. `error` is Slack's code; `retry_after` is set when still rate limited."""
 
@@ -73,6 +90,7 @@ class SlackSendError(Exception):
         super().__init__(f"slack {method} to {channel} failed: {error}")
         self.error = error
         self.retry_after = retry_after
+        self.permanent = error in PERMANENT_ERRORS  # the outbox does not retry these
 
 
 class SlackAdapter:
@@ -225,7 +243,7 @@ class SlackAdapter:
             reply = await self._queue(self.engine.handle(invocation))
         except Exception:
             log.exception("RSVP button %s failed", action.get("action_id"))
-            reply = FAILED
+            reply = INTERNAL_ERROR
         rendered = blocks.render_reply(reply)
         if invocation.channel is not None:
             try:
@@ -323,7 +341,7 @@ def _result(answer: asyncio.Task[Reply]) -> Reply:
     """The engine's reply; it never raises, but a crash here must still reach the member as a refusal."""
     if answer.exception() is not None:
         log.error("a Slack command failed", exc_info=answer.exception())
-        return FAILED
+        return INTERNAL_ERROR
     return answer.result()
 
 

@@ -77,10 +77,6 @@ def escape(text: str) -> str:
     return text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
 
 
-def trim(text: str, limit: int) -> str:
-    return text if len(text) <= limit else text[: limit - 1].rstrip() + "…"
-
-
 def stamp(moment: datetime, token: str, fallback: str) -> str:
     """A Slack date token: each viewer sees it in their zone; `fallback` is for clients that cannot."""
     return f"<!date^{int(moment.timestamp())}^{token}|{fallback}>"
@@ -131,22 +127,22 @@ def wrap(text: str, limit: int = MAX_SECTION_TEXT) -> list[str]:
 
 
 def name_text(text: str) -> str:
-    return escape(trim(text, MAX_NAME))
+    return escape(plaintext.shorten(text, MAX_NAME))
 
 
 # --- block helpers -----------------------------------------------------------------------------
 
 
 def header(text: str) -> HeaderBlock:
-    return HeaderBlock(text=PlainTextObject(text=trim(text, MAX_HEADER_TEXT), emoji=True))
+    return HeaderBlock(text=PlainTextObject(text=plaintext.shorten(text, MAX_HEADER_TEXT), emoji=True))
 
 
 def section(text: str) -> SectionBlock:
-    return SectionBlock(text=MarkdownTextObject(text=trim(text, MAX_SECTION_TEXT)))
+    return SectionBlock(text=MarkdownTextObject(text=plaintext.shorten(text, MAX_SECTION_TEXT)))
 
 
 def context(text: str) -> ContextBlock:
-    return ContextBlock(elements=[MarkdownTextObject(text=trim(text, MAX_SECTION_TEXT))])
+    return ContextBlock(elements=[MarkdownTextObject(text=plaintext.shorten(text, MAX_SECTION_TEXT))])
 
 
 def packed(units: Sequence[str], room: int, more: str) -> list[Block]:
@@ -154,7 +150,7 @@ def packed(units: Sequence[str], room: int, more: str) -> list[Block]:
     groups: list[list[str]] = []
     size = 0
     for unit in units:
-        unit = trim(unit, MAX_SECTION_TEXT)
+        unit = plaintext.shorten(unit, MAX_SECTION_TEXT)
         if groups and size + 1 + len(unit) <= MAX_SECTION_TEXT:
             groups[-1].append(unit)
             size += 1 + len(unit)
@@ -219,7 +215,7 @@ def render_reply(reply: Reply, note: str = "") -> Rendered:
 
 
 def _fallback(text: str) -> str:
-    return escape(trim(text, MAX_FALLBACK_TEXT))
+    return escape(plaintext.shorten(text, MAX_FALLBACK_TEXT))
 
 
 @singledispatch
@@ -236,7 +232,7 @@ def _(card: EventCard, room: int) -> list[Block]:
     if card.venue:
         details.append(f"*Where:* {name_text(card.venue)}")
     if card.url:
-        details.append(f"*More:* {escape(trim(card.url, 1000))}")
+        details.append(f"*More:* {escape(plaintext.shorten(card.url, 1000))}")
     calendars = [
         f"<{link}|{label}>"
         for link, label in (
@@ -286,7 +282,7 @@ def _speaker_intro(speaker: SpeakerLine) -> str:
         name += f" (<@{speaker.slack_id}>)"
     details = ", ".join(part for part in (name_text(speaker.affiliation), speaker.role) if part and part != "speaker")
     line = name + (f" — {details}" if details else "")
-    return line + (f"\n{escape(trim(speaker.bio, 1500))}" if speaker.bio else "")
+    return line + (f"\n{escape(plaintext.shorten(speaker.bio, 1500))}" if speaker.bio else "")
 
 
 @blocks_for.register
@@ -327,7 +323,7 @@ def _(reminder: Reminder, room: int) -> list[Block]:
 
 @blocks_for.register
 def _(update: AgendaUpdate, room: int) -> list[Block]:
-    units = [f"🔁 *Agenda update for {name_text(update.title)}:* {escape(trim(update.summary, 1500))}"]
+    units = [f"🔁 *Agenda update for {name_text(update.title)}:* {escape(plaintext.shorten(update.summary, 1500))}"]
     for change in update.changes:
         old = clock_text(change.old_start, update.timezone) if change.old_start else "new"
         new = clock_text(change.new_start, update.timezone) if change.new_start else "removed"

@@ -10,9 +10,9 @@ import json
 from typing import Any
 
 from adapters.slack.adapter import EVENTS_PATH
-from adapters.slack.blocks import trim
 from bot.commands import Registry
 from bot.config import Settings
+from bot.plaintext import shorten
 
 # commands: the slash commands. chat:write: cards, edits and ephemeral answers (chat.postMessage,
 # chat.update, chat.postEphemeral). im:write: conversations.open for DMs (reminders, promotions).
@@ -35,9 +35,13 @@ def slash_commands(registry: Registry) -> list[dict[str, Any]]:
             organizers = dict.fromkeys(c.path[1] for c in commands if len(c.path) > 1 and c.organizer)
             description = f"{', '.join(members)}; for organizers: {', '.join(organizers)}"
             hint = " | ".join([*members, *organizers]) + " …"
-        entry: dict[str, Any] = {"command": f"/{root}", "description": trim(description, 100), "should_escape": False}
+        entry: dict[str, Any] = {
+            "command": f"/{root}",
+            "description": shorten(description, 100),
+            "should_escape": False,
+        }
         if hint:
-            entry["usage_hint"] = trim(hint, 1000)
+            entry["usage_hint"] = shorten(hint, 1000)
         entries.append(entry)
     return entries
 
@@ -52,7 +56,7 @@ def build_manifest(
     settings: Settings, registry: Registry | None = None, public_url: str | None = None
 ) -> dict[str, Any]:
     """The manifest as a dict. `public_url` (https) is where Slack reaches Emcee in HTTP mode."""
-    name = trim(settings.bot.name, 35)
+    name = shorten(settings.bot.name, 35)
     http = settings.slack.mode == "http"
     request_url = request_base(settings, public_url) + EVENTS_PATH
     commands = slash_commands(registry or Registry())
