@@ -173,6 +173,12 @@ def _event_fields(creating: bool) -> tuple[Arg, ...]:
         Arg("timezone", ArgKind.TEXT, "IANA zone, e.g. America/Los_Angeles; default: the bot's", option=True),
         Arg("url", ArgKind.TEXT, "a link to the event page", option=True),
         Arg("description", ArgKind.TEXT, "a few lines about the event", option=True),
+        Arg(
+            "reminders",
+            ArgKind.TEXT,
+            'reminders before it, e.g. "1d,2h"; "default" for the configured ones',
+            option=True,
+        ),
     )
 
 

@@ -41,7 +41,7 @@ from bot.metrics import CommandOutcome, Metrics
 from bot.models import Event, EventStatus, Rsvp, RsvpStatus, Speaker
 from bot.plaintext import format_moment
 from bot.rsvps import promote_waitlist, set_rsvp
-from bot.timeparse import WallTime
+from bot.timeparse import TimeParseError, WallTime, format_duration, parse_durations
 
 log = logging.getLogger(__name__)
 
@@ -266,6 +266,7 @@ class Engine:
             uid=args.get("uid") or f"{uuid.uuid4()}@emcee",  # an importer keeps the calendar's own UID
             title=args["title"],
             description=args.get("description", ""),
+            reminder_offsets=_reminders(args.get("reminders", "default")),
             venue=args.get("venue", ""),
             url=args.get("url", ""),
             starts_at=starts_at,
@@ -285,12 +286,16 @@ class Engine:
     async def _event_edit(self, session: AsyncSession, inv: Invocation) -> Outcome:
         args = inv.args
         event = await self.resolve_event(session, args.get("event"), organizer=True)
-        fields = {"title", "venue", "url", "description", "capacity", "timezone", "starts", "ends"} & set(args)
+        fields = {"title", "venue", "url", "description", "capacity", "timezone", "starts", "ends", "reminders"} & set(
+            args
+        )
         if not fields:
             raise UsageError("nothing to change; give at least one --option")
         for name in ("title", "venue", "url", "description"):
             if name in args:
                 setattr(event, name, args[name])
+        if "reminders" in args:
+            event.reminder_offsets = _reminders(args["reminders"])
         if "timezone" in args:
             _zone(args["timezone"])
             event.timezone = args["timezone"]
@@ -398,6 +403,16 @@ class Engine:
 def _notice(event: Event, change: AgendaChanged | None) -> list[Effect]:
     """Agenda update notices go out only for published events; drafts change quietly."""
     return [change] if change is not None and event.status == EventStatus.PUBLISHED else []
+
+
+def _reminders(text: str) -> str | None:
+    """An event's own reminder offsets, normalised ("1d,2h"); None (the configured ones) for "default"."""
+    if text.strip().lower() == "default":
+        return None
+    try:
+        return ",".join(format_duration(offset) for offset in parse_durations(text))
+    except TimeParseError as exc:
+        raise UsageError(f"--reminders: {exc}") from None
 
 
 def _zone(name: str) -> ZoneInfo:

@@ -28,6 +28,17 @@ def parse_duration(text: str) -> timedelta:
     return sign * total
 
 
+def parse_durations(text: str) -> tuple[timedelta, ...]:
+    """A list of positive durations such as "1d, 2h" or "1d 2h" (an event's own reminder offsets)."""
+    parts = [part for part in re.split(r"[,\s]+", text.strip()) if part]
+    if not parts:
+        raise TimeParseError('give at least one duration, e.g. "1d,1h"')
+    offsets = tuple(parse_duration(part) for part in parts)
+    if any(offset <= timedelta(0) for offset in offsets):
+        raise TimeParseError(f"'{text}': reminder offsets must be positive, e.g. \"1d,1h\"")
+    return offsets
+
+
 def format_duration(delta: timedelta) -> str:
     """The inverse of parse_duration, in the largest whole units: 90 minutes -> "1h30m"."""
     seconds = int(delta.total_seconds())

@@ -16,7 +16,6 @@ from __future__ import annotations
 import asyncio
 import inspect
 import logging
-import re
 from collections import defaultdict
 from collections.abc import Collection, Coroutine, Sequence
 from datetime import UTC, datetime, timedelta
@@ -36,7 +35,7 @@ from bot.effects import Effect, EventChanged, SeatsChanged
 from bot.messages import AgendaEntry, Message, Reminder, SpeakerIntro
 from bot.metrics import Metrics
 from bot.models import AgendaItem, Event, EventStatus, Rsvp, RsvpStatus
-from bot.timeparse import TimeParseError, parse_duration
+from bot.timeparse import TimeParseError, parse_durations
 from schedules.planner import ITEM_POSTS, EventSnapshot, ItemSnapshot, Kind, Plan, PlannedPost, Rules, plan
 
 log = logging.getLogger(__name__)
@@ -400,7 +399,7 @@ def _offsets(event: Event) -> tuple[timedelta, ...] | None:
     if not event.reminder_offsets:
         return None
     try:
-        return tuple(parse_duration(part) for part in re.split(r"[,\s]+", event.reminder_offsets.strip()) if part)
+        return parse_durations(event.reminder_offsets)
     except TimeParseError as exc:
         log.warning("event %s: ignoring its reminder offsets: %s", event.slug, exc)
         return None
