@@ -36,19 +36,27 @@ def local(moment: datetime, zone: str) -> datetime:
     return moment.astimezone(ZoneInfo(zone))
 
 
+def _clock(moment: datetime) -> str:
+    """%H:%M, with seconds when the time has them (the demo's compressed evening does)."""
+    return "%H:%M:%S" if moment.second or moment.microsecond else "%H:%M"
+
+
 def format_moment(moment: datetime, zone: str) -> str:
     """'Wed 15 Jun 2016 17:30 PDT' in the given zone."""
-    return local(moment, zone).strftime("%a %d %b %Y %H:%M %Z")
+    shown = local(moment, zone)
+    return shown.strftime(f"%a %d %b %Y {_clock(shown)} %Z")
 
 
 def format_clock(moment: datetime, zone: str) -> str:
-    return local(moment, zone).strftime("%H:%M")
+    shown = local(moment, zone)
+    return shown.strftime(_clock(shown))
 
 
 def format_when(when: When) -> str:
     start, end = local(when.starts_at, when.timezone), local(when.ends_at, when.timezone)
-    end_text = end.strftime("%H:%M %Z") if end.date() == start.date() else end.strftime("%a %d %b %Y %H:%M %Z")
-    return f"{start.strftime('%a %d %b %Y %H:%M')}–{end_text} ({when.timezone})"
+    same_day = end.date() == start.date()
+    end_text = end.strftime(f"{_clock(end)} %Z") if same_day else format_moment(when.ends_at, when.timezone)
+    return f"{start.strftime(f'%a %d %b %Y {_clock(start)}')}–{end_text} ({when.timezone})"
 
 
 def format_lead(lead: timedelta) -> str:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+from datetime import UTC, datetime
 
 from conftest import create_event, member
 
@@ -11,6 +12,7 @@ from bot.effects import EffectBus
 from bot.engine import Engine
 from bot.invocation import ChannelRef
 from bot.messages import Notice
+from bot.plaintext import format_clock, format_moment
 from bot.publisher import Publisher
 
 
@@ -50,3 +52,9 @@ async def test_dm_and_send_return_refs_that_edit_targets() -> None:
     assert ref.channel_id == "general" and dm.channel_id == "dm-bo"
     assert "[#general · message 1 updated] hello again" in out.getvalue()
     assert "[DM → bo] psst" in out.getvalue()
+
+
+def test_times_show_seconds_only_when_they_have_them() -> None:
+    on_the_minute = datetime(2026, 6, 16, 1, 0, tzinfo=UTC)
+    assert format_moment(on_the_minute, "America/Los_Angeles") == "Mon 15 Jun 2026 18:00 PDT"
+    assert format_clock(on_the_minute.replace(second=7, microsecond=500), "America/Los_Angeles") == "18:00:07"
