@@ -113,6 +113,7 @@ def build_app(
     clock: Clock | None = None,
     adapters: dict[str, Adapter] | None = None,
     with_http: bool | None = None,
+    console_out: TextIO | None = None,
 ) -> App:
     clock = clock or SystemClock()
     db = Database(settings.bot.database_url)
@@ -124,7 +125,7 @@ def build_app(
     http = (
         HttpServer(settings.http, lambda: app.health(), lambda accept: app.metrics_page(accept)) if with_http else None
     )
-    adapters = build_adapters(settings, secrets, http=http) if adapters is None else adapters
+    adapters = build_adapters(settings, secrets, console_out, http) if adapters is None else adapters
     channels = announce_channels(settings, adapters)
     publisher = Publisher(db, clock, adapters, channels, base_url=settings.http.link_base)
     bus.subscribe(publisher)

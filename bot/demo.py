@@ -16,18 +16,20 @@ import math
 import tempfile
 from datetime import datetime, timedelta
 from pathlib import Path
-from typing import TextIO
+from typing import TYPE_CHECKING, TextIO, cast
 from zoneinfo import ZoneInfo
 
 from sqlmodel import col, select
 
-from adapters.console import ConsoleAdapter
 from bot.app import App, build_app
 from bot.config import Secrets, Settings
 from bot.eventfile import import_event_file, read_event_file
 from bot.invocation import Actor
 from bot.models import AgendaItem, Event
 from bot.timeparse import format_duration, parse_wall_time
+
+if TYPE_CHECKING:
+    from adapters.console import ConsoleAdapter
 
 SAMPLE = Path(__file__).parent / "data" / "bookkeeper-2016-06.toml"
 ORGANIZER = Actor("console", "organizer", "organizer")
@@ -78,8 +80,8 @@ async def run_demo(out: TextIO, interactive: TextIO | None = None, speed: float 
     """Replay the evening (about 80 s; `speed` > 1 runs it faster), or with `interactive` read commands."""
     scale = 1.0 if interactive is not None else HOUR / 3600 / speed
     with tempfile.TemporaryDirectory(prefix="emcee-demo-") as folder:
-        console = ConsoleAdapter(out)
-        app = build_app(demo_settings(Path(folder), scale), Secrets(), adapters={"console": console})
+        app = build_app(demo_settings(Path(folder), scale), Secrets(), console_out=out)
+        console = cast("ConsoleAdapter", app.adapters["console"])
         app.publisher.edits.interval /= speed
         await app.start()
         try:
