@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import signal
 from dataclasses import dataclass, field
 from typing import TextIO
 
@@ -138,9 +139,14 @@ def build_app(
 
 
 async def serve_forever(app: App) -> None:
-    """Run until cancelled (Ctrl-C or SIGTERM)."""
+    """Run until Ctrl-C or SIGTERM, then stop cleanly: sends under way finish, the rest wait for the next start."""
+    stopping = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(signum, stopping.set)
     await app.start()
     try:
-        await asyncio.Event().wait()
+        await stopping.wait()
+        log.info("stopping")
     finally:
         await app.stop()
