@@ -151,7 +151,6 @@ class EventList:
 class Attachment:
     filename: str
     content: str
-    mime_type: str = "text/csv"
 
 
 Message = EventCard | AgendaCard | SpeakerIntro | Reminder | AgendaUpdate | Notice | AttendeeList | EventList

@@ -224,21 +224,17 @@ class Runner:
     async def _batches(self) -> None:
         try:
             while self._due_posts:
-                await self._fire(None)
+                await self._fire()
         finally:
             self._batcher = None
 
-    async def fire(self, *posts: PlannedPost) -> None:
-        """Send `posts` now, those still planned, each built from the current state; their sends run on in tasks."""
-        await self._fire(list(posts))
-
-    async def _fire(self, posts: list[PlannedPost] | None) -> None:
-        """Prepare `posts` (None: every queued one) in one transaction, then start their sends."""
+    async def _fire(self) -> None:
+        """Prepare every queued post in one transaction, then start their sends; they run on in tasks."""
         taken: list[PlannedPost] = []
         try:
             async with self.db.session() as session:
                 # The queue is taken once the database is ours: every post that came due meanwhile joins in.
-                taken, self._due_posts = (posts, self._due_posts) if posts is not None else (self._due_posts, [])
+                taken, self._due_posts = self._due_posts, []
                 taken.sort(key=lambda post: (post.run_at, post.key))
                 ready = await self._prepare(session, taken)
         except Exception:
