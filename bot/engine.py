@@ -47,6 +47,7 @@ log = logging.getLogger(__name__)
 
 _RSVP_STATUS = {"going": RsvpStatus.GOING, "maybe": RsvpStatus.MAYBE, "no": RsvpStatus.DECLINED}
 DEFAULT_EVENT_LENGTH = timedelta(hours=3)
+_EDITABLE = frozenset({"title", "venue", "url", "description", "capacity", "timezone", "starts", "ends", "reminders"})
 
 
 @dataclass
@@ -286,9 +287,7 @@ class Engine:
     async def _event_edit(self, session: AsyncSession, inv: Invocation) -> Outcome:
         args = inv.args
         event = await self.resolve_event(session, args.get("event"), organizer=True)
-        fields = {"title", "venue", "url", "description", "capacity", "timezone", "starts", "ends", "reminders"} & set(
-            args
-        )
+        fields = _EDITABLE & set(args)
         if not fields:
             raise UsageError("nothing to change; give at least one --option")
         for name in ("title", "venue", "url", "description"):
@@ -316,9 +315,7 @@ class Engine:
             if capacity is not None and capacity < event.seats_taken:
                 raise UsageError(f"{event.seats_taken} seats are already taken; capacity can't go below that")
             event.capacity = capacity
-        event.sequence += 1
-        event.updated_at = self.clock.now()
-        session.add(event)
+        self._touch(session, event)
         await session.flush()
         promoted = await promote_waitlist(session, event.id or 0)
         effects += [MemberPromoted(event.id or 0, member) for member in promoted]
