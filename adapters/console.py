@@ -39,7 +39,7 @@ class ConsoleAdapter:
     def say(self, text: str) -> None:
         print(text, file=self.out, flush=True)
 
-    async def send(self, target: ChannelRef, message: Message) -> MessageRef:
+    async def send(self, target: ChannelRef, message: Message, key: str = "") -> MessageRef:
         ref = MessageRef(self.platform, target.channel_id, str(next(self._ids)))
         self.say(f"\n[#{target.channel_id}] {_indent(render(message))}")
         return ref
@@ -49,7 +49,7 @@ class ConsoleAdapter:
         summary = seats_line(message) if isinstance(message, EventCard) else render(message).splitlines()[0]
         self.say(f"[#{ref.channel_id} · message {ref.message_id} updated] {summary}")
 
-    async def send_dm(self, user: Actor, message: Message) -> MessageRef:
+    async def send_dm(self, user: Actor, message: Message, key: str = "") -> MessageRef:
         self.say(f"\n[DM → {user.label}] {_indent(render(message))}")
         return MessageRef(self.platform, f"dm-{user.user_id}", str(next(self._ids)))
 

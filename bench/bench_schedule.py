@@ -52,13 +52,13 @@ class RecordingAdapter:
 
     async def stop(self) -> None: ...
 
-    async def send(self, target: ChannelRef, message: Message) -> MessageRef:
+    async def send(self, target: ChannelRef, message: Message, key: str = "") -> MessageRef:
         self.sent += 1
         if id(message) in self.due:
             self.lateness.append(time.time() - self.due[id(message)])
         return MessageRef(self.platform, target.channel_id, str(self.sent))
 
-    async def send_dm(self, user: Actor, message: Message) -> MessageRef:
+    async def send_dm(self, user: Actor, message: Message, key: str = "") -> MessageRef:
         return await self.send(ChannelRef(self.platform, f"dm-{user.user_id}"), message)
 
     async def edit(self, ref: MessageRef, message: Message) -> None: ...

@@ -406,8 +406,8 @@ class Outbox:
         for attempt in range(len(delays) + 1):
             try:
                 if target.user:
-                    return await adapter.send_dm(Actor(target.platform, target.id), message), ""
-                return await adapter.send(ChannelRef(target.platform, target.id), message), ""
+                    return await adapter.send_dm(Actor(target.platform, target.id), message, key), ""
+                return await adapter.send(ChannelRef(target.platform, target.id), message, key), ""
             except Exception as exc:
                 error = exc
             if attempt == len(delays) or getattr(error, "permanent", False):

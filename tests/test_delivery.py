@@ -56,10 +56,10 @@ class RecordingAdapter:
 
     async def stop(self) -> None: ...
 
-    async def send(self, target: ChannelRef, message: Message) -> MessageRef:
+    async def send(self, target: ChannelRef, message: Message, key: str = "") -> MessageRef:
         return await self._record(Target(self.platform, target.channel_id), message)
 
-    async def send_dm(self, user: Actor, message: Message) -> MessageRef:
+    async def send_dm(self, user: Actor, message: Message, key: str = "") -> MessageRef:
         return await self._record(Target(self.platform, user.user_id, user=True), message)
 
     async def edit(self, ref: MessageRef, message: Message) -> None:
@@ -235,7 +235,6 @@ async def test_a_message_that_cannot_be_built_marks_the_claims_failed(ledger: Le
     row = await ledger.status("k", A)
     assert result.sent == {} and adapter.sent == []
     assert row is not None and row.status == DeliveryStatus.FAILED and "event 7 is gone" in (row.error or "")
-
 
 
 async def test_a_permanent_failure_is_not_retried(ledger: Ledger) -> None:

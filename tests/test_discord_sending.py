@@ -13,7 +13,6 @@ from sqlmodel import select
 
 from adapters.discord import DiscordSendError
 from adapters.discord.client import nonce
-from adapters.discord.embeds import render
 from bot.delivery import Target
 from bot.invocation import Actor, ChannelRef, MessageRef
 from bot.messages import Message, Notice
@@ -51,14 +50,22 @@ async def test_send_edit_and_dm(tmp_path: Path) -> None:
     assert len(fake.calls_to("POST", "/users/@me/channels")) == 1  # the DM channel is remembered
 
 
-def test_nonces_follow_the_target_and_the_content() -> None:
-    [page] = render(Notice("Reminder: tomorrow"))
-    [other] = render(Notice("Reminder: in an hour"))
+def test_nonces_follow_the_target_and_the_post() -> None:
+    same = nonce(CHANNEL_ID, 0, "card:1:abc")
+    assert same == nonce(CHANNEL_ID, 0, "card:1:abc") and len(same) == 25
+    assert len({same, nonce(CHANNEL_ID + 1, 0, "card:1:abc"), nonce(CHANNEL_ID, 1, "card:1:abc")}) == 3
+    assert nonce(CHANNEL_ID, 0, "card:1:def") != same
 
-    same = nonce(CHANNEL_ID, 0, page, None)
-    assert same == nonce(CHANNEL_ID, 0, page, None) and len(same) == 25
-    assert len({same, nonce(CHANNEL_ID + 1, 0, page, None), nonce(CHANNEL_ID, 1, page, None)}) == 3
-    assert nonce(CHANNEL_ID, 0, other, None) != same
+
+async def test_two_posts_with_the_same_text_are_two_messages(tmp_path: Path) -> None:
+    """An organizer who announces twice gets two announcements, though their text is the same."""
+    async with FakeDiscord() as fake, running_emcee(tmp_path, fake) as emcee:
+        target = Target("discord", str(CHANNEL_ID))
+        first = await emcee.app.publisher.outbox.deliver("announce:1:a", target, lambda: const(Notice("Doors open")))
+        second = await emcee.app.publisher.outbox.deliver("announce:1:b", target, lambda: const(Notice("Doors open")))
+
+    assert first != second
+    assert [m["content"] for m in fake.messages(CHANNEL_ID)] == ["Doors open", "Doors open"]
 
 
 async def test_a_ledger_retry_after_a_lost_response_posts_once(tmp_path: Path) -> None:
@@ -67,8 +74,8 @@ async def test_a_ledger_retry_after_a_lost_response_posts_once(tmp_path: Path) -
         send = adapter.send
         attempts: list[MessageRef] = []
 
-        async def response_lost_once(target: ChannelRef, message: Message) -> MessageRef:
-            attempts.append(await send(target, message))  # Discord posted it...
+        async def response_lost_once(target: ChannelRef, message: Message, key: str = "") -> MessageRef:
+            attempts.append(await send(target, message, key))  # Discord posted it...
             if len(attempts) == 1:
                 raise ConnectionResetError("connection reset before the response")  # ...but we never heard
             return attempts[-1]

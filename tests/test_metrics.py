@@ -38,13 +38,13 @@ class FakeAdapter:
     async def stop(self) -> None:
         self.connected = False
 
-    async def send(self, target: ChannelRef, message: Message) -> MessageRef:
+    async def send(self, target: ChannelRef, message: Message, key: str = "") -> MessageRef:
         return MessageRef(self.platform, target.channel_id, str(next(self._ids)))
 
     async def edit(self, ref: MessageRef, message: Message) -> None:
         pass
 
-    async def send_dm(self, user: Actor, message: Message) -> MessageRef:
+    async def send_dm(self, user: Actor, message: Message, key: str = "") -> MessageRef:
         return MessageRef(self.platform, user.user_id, str(next(self._ids)))
 
 

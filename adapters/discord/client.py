@@ -11,9 +11,9 @@ otherwise; a refusal always is, with the usage line.
 Outbound, `send`, `edit` and `send_dm` post embeds through discord.py, whose buckets handle rate
 limits. A message too long for one Discord message is split into several; its MessageRef then lists
 every message id ("id1,id2"), so that an edit can update them all. Each message carries a nonce
-derived from its target and content, sent with `enforce_nonce`: when the delivery ledger retries a
-send whose first attempt did reach Discord, Discord answers with that message instead of posting
-it twice. A missing channel or a missing permission is logged with the channel id and what is
+derived from its target and the ledger's post key, sent with `enforce_nonce`: when the delivery
+ledger retries a send whose first attempt did reach Discord, Discord answers with that message
+instead of posting it twice, while two different posts with the same text stay two messages. A missing channel or a missing permission is logged with the channel id and what is
 missing, and raised as DiscordSendError, so the ledger records the failure and the run goes on.
 """
 
@@ -23,7 +23,6 @@ import asyncio
 import contextlib
 import hashlib
 import io
-import json
 import logging
 import time
 from collections.abc import Iterator
@@ -312,14 +311,14 @@ class DiscordAdapter:
 
     # --- outbound ------------------------------------------------------------------------------
 
-    async def send(self, target: ChannelRef, message: Message) -> MessageRef:
+    async def send(self, target: ChannelRef, message: Message, key: str = "") -> MessageRef:
         channel = self.client.get_partial_messageable(int(target.channel_id))
-        return MessageRef(self.platform, target.channel_id, await self._post(channel, message))
+        return MessageRef(self.platform, target.channel_id, await self._post(channel, message, key))
 
-    async def send_dm(self, user: Actor, message: Message) -> MessageRef:
+    async def send_dm(self, user: Actor, message: Message, key: str = "") -> MessageRef:
         with self._failures(f"@{user.user_id}", "opening a DM"):
             channel = await self.client.create_dm(discord.Object(int(user.user_id)))
-        return MessageRef(self.platform, str(channel.id), await self._post(channel, message))
+        return MessageRef(self.platform, str(channel.id), await self._post(channel, message, key))
 
     async def edit(self, ref: MessageRef, message: Message) -> None:
         channel = self.client.get_partial_messageable(int(ref.channel_id))
@@ -333,15 +332,19 @@ class DiscordAdapter:
                     content=page.content or None, embeds=page.embeds, view=view if index == 0 else None
                 )
 
-    async def _post(self, channel: discord.abc.Messageable, message: Message) -> str:
-        """Send each page of `message`; returns the message ids, comma-separated."""
+    async def _post(self, channel: discord.abc.Messageable, message: Message, key: str) -> str:
+        """Send each page of `message`; returns the message ids, comma-separated. With a post key, each page
+        carries a nonce made from it, so a retry of the same post is answered with the message already sent;
+        without one, discord.py's own random nonce."""
         channel_id = getattr(channel, "id", "?")
         view = self._view(message)
         ids = []
         for index, page in enumerate(embeds.truncate(embeds.render(message), MAX_PAGES)):
-            extra = {"view": view} if view is not None and index == 0 else {}
+            extra: dict[str, Any] = {"view": view} if view is not None and index == 0 else {}
+            if key:
+                extra["nonce"] = nonce(channel_id, index, key)
             with self._failures(channel_id, "sending a message"):
-                sent = await channel.send(**page.fields(), **extra, nonce=nonce(channel_id, index, page, view))
+                sent = await channel.send(**page.fields(), **extra)
             ids.append(str(sent.id))
         return ",".join(ids)
 
@@ -382,15 +385,10 @@ def missing_permissions(channel: Any) -> list[str]:
     return [name for name in CHANNEL_PERMISSIONS if not getattr(granted, name)]
 
 
-def nonce(channel_id: int | str, index: int, page: Page, view: discord.ui.View | None) -> str:
-    """The same post to the same channel gets the same nonce (Discord dedupes them per author, for minutes)."""
-    body = {
-        "content": page.content,
-        "embeds": [embed.to_dict() for embed in page.embeds],
-        "components": view.to_components() if view is not None and index == 0 else [],
-    }
-    digest = hashlib.sha256(f"{channel_id}:{index}:{json.dumps(body, sort_keys=True)}".encode()).hexdigest()
-    return digest[:NONCE_LENGTH]
+def nonce(channel_id: int | str, index: int, key: str) -> str:
+    """One post (its ledger key) to one channel gets the same nonce on every retry; Discord dedupes
+    nonces per author for a few minutes, so the channel and the page go into it too."""
+    return hashlib.sha256(f"{channel_id}:{index}:{key}".encode()).hexdigest()[:NONCE_LENGTH]
 
 
 def _actor(interaction: discord.Interaction) -> Actor:

@@ -294,7 +294,7 @@ class SlackAdapter:
 
     # --- outbound ------------------------------------------------------------------------------
 
-    async def send(self, target: ChannelRef, message: Message) -> MessageRef:
+    async def send(self, target: ChannelRef, message: Message, key: str = "") -> MessageRef:
         rendered = blocks.render(message)
         response = await self._call(
             "chat.postMessage",
@@ -311,7 +311,7 @@ class SlackAdapter:
             lambda: self.client.chat_update(channel=ref.channel_id, ts=ref.message_id, **rendered.fields()),
         )
 
-    async def send_dm(self, user: Actor, message: Message) -> MessageRef:
+    async def send_dm(self, user: Actor, message: Message, key: str = "") -> MessageRef:
         return await self.send(ChannelRef(self.platform, await self._dm_channel(user.user_id)), message)
 
     async def _dm_channel(self, user_id: str) -> str:
