@@ -12,6 +12,7 @@ import pytest
 import sqlalchemy as sa
 from sqlmodel import SQLModel
 
+from bot.app import App
 from bot.clock import FakeClock
 from bot.config import Settings
 from bot.db import Database
@@ -102,3 +103,10 @@ async def create_event(engine: Engine, slug: str = "bk-june", capacity: int = 50
     if publish:
         reply = await engine.handle_text(ORGANIZER, None, f"/emcee event publish {slug}")
         assert reply.ok, reply.text
+
+
+async def run_as_organizer(app: App, organizer: Actor, line: str) -> None:
+    """Run an organizer's command that must succeed, and wait for everything it set off."""
+    reply = await app.engine.handle_text(organizer, None, line)
+    assert reply.ok, reply.text
+    await app.bus.drain()

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from conftest import NOW, ORGANIZER, database_url
+from conftest import NOW, ORGANIZER, database_url, run_as_organizer
 from fakes.discord import (
     APPLICATION_ID,
     BOT_TOKEN,
@@ -97,9 +97,7 @@ class DiscordEmcee:
         await self.app.bus.drain()
 
     async def organizer(self, line: str) -> None:
-        reply = await self.app.engine.handle_text(ORGANIZER, None, line)
-        assert reply.ok, reply.text
-        await self.settle()
+        await run_as_organizer(self.app, ORGANIZER, line)
 
     async def publish(self, capacity: int = 2, slug: str = SLUG) -> None:
         """Create and publish an event, which posts its card and agenda to the announce channel."""

@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any
 
 import aiohttp
-from conftest import NOW, database_url, reset
+from conftest import NOW, database_url, reset, run_as_organizer
 from fakes.slack import FakeSlack, block_actions_body, load_payload, signed_headers, slash_command_body
 
 from adapters.slack import SlackAdapter
@@ -67,9 +67,7 @@ class SlackEmcee:
         await self.app.bus.drain()
 
     async def organizer(self, line: str) -> None:
-        reply = await self.app.engine.handle_text(ORGANIZER, None, line)
-        assert reply.ok, reply.text
-        await self.settle()
+        await run_as_organizer(self.app, ORGANIZER, line)
 
     async def publish(self, capacity: int = 2) -> None:
         """Create and publish the test event, which posts its card and agenda to the announce channel."""
