@@ -26,9 +26,13 @@ class EventChanged:
 
 @dataclass(frozen=True)
 class SeatsChanged:
-    """RSVPs moved: the posted cards' counts need an update (the agenda did not change)."""
+    """RSVPs moved: the posted cards' counts need an update (the agenda did not change).
+
+    `reminders_moved` says a member who opted into DM reminders started or stopped going, so the
+    planned DMs change too; otherwise the schedule stays as it is."""
 
     event_id: int
+    reminders_moved: bool = False
 
 
 @dataclass(frozen=True)

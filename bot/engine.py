@@ -40,7 +40,7 @@ from bot.messages import INTERNAL_ERROR, EventList, Reply, refusal
 from bot.metrics import CommandOutcome, Metrics
 from bot.models import Event, EventStatus, Rsvp, RsvpStatus, Speaker
 from bot.plaintext import format_moment
-from bot.rsvps import promote_waitlist, set_rsvp
+from bot.rsvps import member_of, promote_waitlist, set_rsvp
 from bot.timeparse import TimeParseError, WallTime, format_duration, parse_durations
 
 log = logging.getLogger(__name__)
@@ -209,7 +209,7 @@ class Engine:
             text = f"Noted: maybe for {event.title}."
         else:
             text = f"Noted: you can't make {event.title}."
-        effects: list[Effect] = [SeatsChanged(event.id or 0)]
+        effects: list[Effect] = [SeatsChanged(event.id or 0, result.reminders_moved)]
         effects += [MemberPromoted(event.id or 0, member) for member in result.promoted]
         return Outcome(Reply(text, ok=not result.kept_previous), effects)
 
@@ -318,7 +318,7 @@ class Engine:
         self._touch(session, event)
         await session.flush()
         promoted = await promote_waitlist(session, event.id or 0)
-        effects += [MemberPromoted(event.id or 0, member) for member in promoted]
+        effects += [MemberPromoted(event.id or 0, member_of(rsvp)) for rsvp in promoted]
         return Outcome(Reply(f"Updated {event.title}: {', '.join(sorted(fields))}."), effects)
 
     async def _event_publish(self, session: AsyncSession, inv: Invocation) -> Outcome:

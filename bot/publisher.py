@@ -116,7 +116,7 @@ class Publisher:
         match effect:
             case CardPosted(event_id, text):
                 await self.post_card(event_id, text)
-            case SeatsChanged(event_id):
+            case SeatsChanged(event_id, _):
                 await self.refresh(card_key(event_id), self._card, event_id)
             case EventChanged(event_id):
                 await asyncio.gather(

@@ -26,6 +26,11 @@ class RsvpOutcome:
     waitlist_position: int | None = None
     kept_previous: bool = False  # asked for more seats than are free; the old RSVP stands
     promoted: tuple[Actor, ...] = ()
+    reminders_moved: bool = False  # someone who asked for DM reminders started or stopped going
+
+
+def member_of(rsvp: Rsvp) -> Actor:
+    return Actor(rsvp.platform, rsvp.user_id, rsvp.display_name)
 
 
 def party_size(rsvp: Rsvp) -> int:
@@ -49,7 +54,7 @@ async def release_seats(session: AsyncSession, event_id: int, seats: int) -> Non
     )
 
 
-async def promote_waitlist(session: AsyncSession, event_id: int) -> tuple[Actor, ...]:
+async def promote_waitlist(session: AsyncSession, event_id: int) -> tuple[Rsvp, ...]:
     """Promote waiting parties in queue order; a party moves up only if all of it fits.
 
     Free seats are read first only to skip parties that cannot fit; each promotion still takes
@@ -73,7 +78,7 @@ async def promote_waitlist(session: AsyncSession, event_id: int) -> tuple[Actor,
         if await take_seats(session, event_id, party_size(rsvp)):
             rsvp.status = RsvpStatus.GOING
             session.add(rsvp)
-            promoted.append(Actor(rsvp.platform, rsvp.user_id, rsvp.display_name))
+            promoted.append(rsvp)
             if free is not None:
                 free -= party_size(rsvp)
                 if free == 0:
@@ -123,16 +128,15 @@ async def set_rsvp(
     outcome = await _apply(session, event.id, rsvp, before, held, wanted, guests, now)
     session.add(rsvp)
     await session.flush()
-    promoted: tuple[Actor, ...] = ()
+    promoted: tuple[Rsvp, ...] = ()
     seats_freed = held > (party_size(rsvp) if rsvp.status == RsvpStatus.GOING else 0)
     if seats_freed or before is RsvpStatus.WAITLISTED:  # only then can a waiting party newly fit
-        promoted = tuple(
-            p
-            for p in await promote_waitlist(session, event.id)
-            if (p.platform, p.user_id) != (member.platform, member.user_id)
-        )
+        promoted = tuple(p for p in await promote_waitlist(session, event.id) if p is not rsvp)
+    went = (before is RsvpStatus.GOING) != (rsvp.status == RsvpStatus.GOING)
+    reminders_moved = (went and rsvp.dm_reminders) or any(p.dm_reminders for p in promoted)
     position = await waitlist_position(session, rsvp) if rsvp.status == RsvpStatus.WAITLISTED else None
-    return RsvpOutcome(RsvpStatus(rsvp.status), rsvp.guests, position, outcome, promoted)
+    members = tuple(member_of(p) for p in promoted)
+    return RsvpOutcome(RsvpStatus(rsvp.status), rsvp.guests, position, outcome, members, reminders_moved)
 
 
 async def _apply(

@@ -108,7 +108,7 @@ class Runner:
     async def __call__(self, effect: Effect) -> None:
         """EffectBus subscriber: an event (its agenda, its RSVPs, its reminders) changed."""
         match effect:
-            case EventChanged(event_id) | SeatsChanged(event_id):
+            case EventChanged(event_id) | SeatsChanged(event_id, reminders_moved=True):
                 await self.reconcile(event_id)
 
     async def settle(self, everything: bool = False) -> None:

@@ -112,6 +112,38 @@ async def test_opting_in_to_dm_reminders_schedules_one(app: App) -> None:
     assert dms[0].lead == timedelta(hours=1)
 
 
+async def test_dm_jobs_follow_opted_in_members_in_and_out_of_the_room_and_plain_rsvps_replan_nothing(
+    app: App, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    assert app.runner is not None
+    await create_event(app.engine, capacity=1)
+    for who, line in (("ada", "/rsvp going"), ("bo", "/rsvp going"), ("bo", "/emcee remind on")):
+        assert (await app.engine.handle_text(member(who), None, line)).ok
+    await app.bus.drain()
+    reconciles: list[int | None] = []
+    reconcile = app.runner.reconcile
+
+    async def counted(event_id: int | None = None) -> object:
+        reconciles.append(event_id)
+        return await reconcile(event_id)
+
+    monkeypatch.setattr(app.runner, "reconcile", counted)
+
+    def dm_targets() -> list[str]:
+        return [post.targets[0].id for post in app.runner.jobs.values() if post.slot.startswith("dm:")]
+
+    assert dm_targets() == []  # bo is waiting: no reminder yet
+    await app.engine.handle_text(member("chen"), None, "/rsvp maybe")
+    await app.bus.drain()
+    assert reconciles == []  # nobody with DM reminders moved: the schedule stays as it is
+    await app.engine.handle_text(member("ada"), None, "/rsvp no")  # bo, opted in, is promoted
+    await app.bus.drain()
+    assert len(reconciles) == 1 and dm_targets() == ["bo"]
+    await app.engine.handle_text(member("bo"), None, "/rsvp no")
+    await app.bus.drain()
+    assert len(reconciles) == 2 and dm_targets() == []
+
+
 async def test_the_app_reconciles_at_startup_and_stops_its_runner(tmp_path: Path, clock: FakeClock) -> None:
     settings = make_settings(bot={"database_url": f"sqlite:///{tmp_path / 'emcee.db'}"}, http={"enabled": False})
     first = build_app(settings, Secrets(), clock=clock, adapters={"console": RecordingAdapter("console")})
