@@ -167,13 +167,16 @@ def _(notice: Notice) -> str:
     return notice.text
 
 
+def attendee_totals(attendees: AttendeeList, strong: str = "", separator: str = ", ") -> str:
+    """'12 going (capacity 50), 3 waitlisted, 2 maybe'; `strong` wraps each count in a platform's bold markup."""
+    capacity = "unlimited" if attendees.capacity is None else str(attendees.capacity)
+    counts = ((attendees.going, f"going (capacity {capacity})"), (attendees.waitlisted, "waitlisted"))
+    return separator.join(f"{strong}{count}{strong} {label}" for count, label in (*counts, (attendees.maybe, "maybe")))
+
+
 @render.register
 def _(attendees: AttendeeList) -> str:
-    capacity = "unlimited" if attendees.capacity is None else str(attendees.capacity)
-    lines = [
-        f"👥 {attendees.title}: {attendees.going} going (capacity {capacity}), "
-        f"{attendees.waitlisted} waitlisted, {attendees.maybe} maybe"
-    ]
+    lines = [f"👥 {attendees.title}: {attendee_totals(attendees)}"]
     for row in attendees.rows:
         guests = f" +{row.guests}" if row.guests else ""
         lines.append(f"  {row.status:<10} {row.name}{guests} ({row.platform})")

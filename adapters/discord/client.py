@@ -13,8 +13,9 @@ limits. A message too long for one Discord message is split into several; its Me
 every message id ("id1,id2"), so that an edit can update them all. Each message carries a nonce
 derived from its target and the ledger's post key, sent with `enforce_nonce`: when the delivery
 ledger retries a send whose first attempt did reach Discord, Discord answers with that message
-instead of posting it twice, while two different posts with the same text stay two messages. A missing channel or a missing permission is logged with the channel id and what is
-missing, and raised as DiscordSendError, so the ledger records the failure and the run goes on.
+instead of posting it twice, while two different posts with the same text stay two messages.
+A missing channel or a missing permission is logged with the channel id and what is missing, and
+raised as DiscordSendError, so the ledger records the failure and the run goes on.
 """
 
 from __future__ import annotations

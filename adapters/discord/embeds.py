@@ -32,7 +32,7 @@ from bot.messages import (
     SpeakerLine,
     When,
 )
-from bot.plaintext import format_lead, format_moment, format_when, seats_line, shorten, speaker_label
+from bot.plaintext import attendee_totals, format_lead, format_moment, format_when, seats_line, shorten, speaker_label
 
 # Discord's documented limits.
 CONTENT = 2000
@@ -269,11 +269,7 @@ def _(notice: Notice) -> list[Page]:
 
 @render.register
 def _(attendees: AttendeeList) -> list[Page]:
-    capacity = "unlimited" if attendees.capacity is None else str(attendees.capacity)
-    lines = [
-        f"**{attendees.going}** going (capacity {capacity}) · **{attendees.waitlisted}** waitlisted · "
-        f"**{attendees.maybe}** maybe"
-    ]
+    lines = [attendee_totals(attendees, strong="**", separator=" · ")]
     status = None
     for row in attendees.rows:
         if row.status != status:

@@ -338,13 +338,9 @@ def _(notice: Notice, room: int) -> list[Block]:
 
 @blocks_for.register
 def _(attendees: AttendeeList, room: int) -> list[Block]:
-    capacity = "unlimited" if attendees.capacity is None else str(attendees.capacity)
     head: list[Block] = [
         header(f"👥 Attendees — {attendees.title}"),
-        section(
-            f"*{attendees.going}* going (capacity {capacity}) · *{attendees.waitlisted}* waitlisted · "
-            f"*{attendees.maybe}* maybe"
-        ),
+        section(plaintext.attendee_totals(attendees, strong="*", separator=" · ")),
     ]
     units = [
         f"• {name_text(row.name)}{f' +{row.guests}' if row.guests else ''} — {row.status} ({row.platform})"
