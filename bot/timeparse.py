@@ -45,7 +45,7 @@ def parse_duration(text: str) -> timedelta:
 def check_reminder(offset: timedelta) -> timedelta:
     """A reminder offset (how long before): positive and at most MAX_REMINDER."""
     if not timedelta(0) < offset <= MAX_REMINDER:
-        raise TimeParseError(f"reminder offset {format_duration(offset)}: reminder offsets are {REMINDER_RANGE}")
+        raise TimeParseError(f"reminder offset {format_duration(offset)}: offsets must be positive and at most 90d")
     return offset
 
 
