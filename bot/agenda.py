@@ -13,12 +13,12 @@ from zoneinfo import ZoneInfo
 from sqlmodel import col, delete, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
-from bot.commands import UsageError
+from bot.commands import UsageError, time_errors
 from bot.effects import AgendaChanged
 from bot.messages import AgendaChange, AgendaUpdate
 from bot.models import AgendaItem, Event, ItemKind, ItemSpeaker, Speaker, SpeakerRole
 from bot.plaintext import format_clock
-from bot.timeparse import WallTime, format_duration
+from bot.timeparse import WallTime, format_duration, moved
 
 DEFAULT_ITEM_LENGTH = timedelta(minutes=30)
 
@@ -60,9 +60,7 @@ class AgendaEditor:
         changes = []
         for item in items:
             changes.append(AgendaChange(item.title, item.starts_at, item.starts_at + delta))
-            item.starts_at += delta
-            item.ends_at += delta
-            self.session.add(item)
+            self._move_by(item, delta)
         summary = f"the event moved by {format_duration(delta)}"
         return AgendaChanged(
             self.event.id or 0,
@@ -74,7 +72,20 @@ class AgendaEditor:
         return (await self.session.exec(query.order_by(col(AgendaItem.starts_at), col(AgendaItem.id)))).all()
 
     def _at(self, wall: WallTime) -> datetime:
-        return wall.resolve(self.zone, self.event.starts_at.astimezone(self.zone).date())
+        with time_errors():
+            return wall.resolve(self.zone, self.event.starts_at.astimezone(self.zone).date())
+
+    def _note(self, wall: WallTime) -> str:
+        """Which one was taken, when the wall time happens twice (clocks fall back)."""
+        note = wall.note(self.zone, self.event.starts_at.astimezone(self.zone).date())
+        return f" ({note.rstrip('.')})" if note else ""
+
+    def _move_by(self, item: AgendaItem, delta: timedelta) -> None:
+        """Move an item, refusing a result outside the date range."""
+        with time_errors():
+            item.starts_at = moved(item.starts_at, delta, item.title)
+            item.ends_at = moved(item.ends_at, delta, f"the end of {item.title}")
+        self.session.add(item)
 
     def _find(self, items: Sequence[AgendaItem], ref: str) -> AgendaItem:
         ref = ref.strip()
@@ -89,13 +100,17 @@ class AgendaEditor:
         raise UsageError(f"no agenda item '{ref}'; see /agenda {self.event.slug} for the numbers")
 
     async def _add(self, args: dict[str, Any]) -> tuple[list[tuple[AgendaItem, bool]], str]:
-        starts_at = self._at(args["starts"])
-        ends_at = self._at(args["ends"]) if "ends" in args else starts_at + DEFAULT_ITEM_LENGTH
-        if ends_at <= starts_at:
-            raise UsageError("--ends must be after the start")
         title = args["title"].strip()
         if not title:
             raise UsageError("the item needs a title")
+        starts_at = self._at(args["starts"])
+        if "ends" in args:
+            ends_at = self._at(args["ends"])
+        else:
+            with time_errors():
+                ends_at = moved(starts_at, DEFAULT_ITEM_LENGTH, f"the end of {title}")
+        if ends_at <= starts_at:
+            raise UsageError("--ends must be after the start")
         cast = [(name, SpeakerRole.SPEAKER) for name in args.get("speaker", [])]
         cast += [(name, SpeakerRole.PANELIST) for name in args.get("panelist", [])]
         if "moderator" in args:
@@ -115,7 +130,8 @@ class AgendaEditor:
         await self.session.flush()
         for speaker, role in speakers:
             self.session.add(ItemSpeaker(item_id=item.id or 0, speaker_id=speaker.id or 0, role=role))
-        return [(item, False)], f"added {title} at {format_clock(starts_at, self.event.timezone)}"
+        when = format_clock(starts_at, self.event.timezone)
+        return [(item, False)], f"added {title} at {when}{self._note(args['starts'])}"
 
     async def _speaker(self, name: str) -> Speaker:
         speaker = (await self.session.exec(select(Speaker).where(Speaker.name == name.strip()))).first()
@@ -126,10 +142,9 @@ class AgendaEditor:
     def _move(self, items: Sequence[AgendaItem], args: dict[str, Any]) -> tuple[list[tuple[AgendaItem, bool]], str]:
         item = self._find(items, args["item"])
         new_start = self._at(args["to"])
-        length = item.ends_at - item.starts_at
-        item.starts_at, item.ends_at = new_start, new_start + length
-        self.session.add(item)
-        return [(item, False)], f"moved {item.title} to {format_clock(new_start, self.event.timezone)}"
+        self._move_by(item, new_start - item.starts_at)
+        when = format_clock(new_start, self.event.timezone)
+        return [(item, False)], f"moved {item.title} to {when}{self._note(args['to'])}"
 
     def _shift(self, items: Sequence[AgendaItem], args: dict[str, Any]) -> tuple[list[tuple[AgendaItem, bool]], str]:
         delta: timedelta = args["by"]
@@ -138,16 +153,14 @@ class AgendaEditor:
         if not items:
             raise UsageError(f"{self.event.title} has no agenda items to shift")
         first = self._find(items, args["from"]) if "from" in args else self._current(items)
-        moved = [item for item in items if item.position >= first.position]
-        for item in moved:
-            item.starts_at += delta
-            item.ends_at += delta
-            self.session.add(item)
-        if moved[-1].ends_at > self.event.ends_at:
-            self.event.ends_at = moved[-1].ends_at
+        shifted = [item for item in items if item.position >= first.position]
+        for item in shifted:
+            self._move_by(item, delta)
+        if shifted[-1].ends_at > self.event.ends_at:
+            self.event.ends_at = shifted[-1].ends_at
         direction = "later" if delta > timedelta(0) else "earlier"
         summary = f"running {format_duration(abs(delta))} {direction}: {first.title} and everything after it moved"
-        return [(item, False) for item in moved], summary
+        return [(item, False) for item in shifted], summary
 
     def _current(self, items: Sequence[AgendaItem]) -> AgendaItem:
         """The item on stage now, else the next one; the first item before the event starts."""

@@ -14,6 +14,7 @@ effects apply and a rejected file writes nothing.
 from __future__ import annotations
 
 import hashlib
+import logging
 import re
 import unicodedata
 from collections.abc import Sequence
@@ -35,7 +36,9 @@ from bot.invocation import Actor, Invocation
 from bot.messages import AgendaEntry
 from bot.models import AgendaItem, Event, EventStatus
 from bot.plaintext import entry_line, speaker_label
-from bot.timeparse import WallTime
+from bot.timeparse import TimeParseError, WallTime, check_stored
+
+log = logging.getLogger(__name__)
 
 PRODID = "-//Emcee//Emcee meetup bot//EN"
 REFRESH_INTERVAL = timedelta(hours=1)  # a hint to subscribed calendar apps
@@ -58,6 +61,16 @@ class Feed:
     @property
     def etag(self) -> str:
         return hashlib.sha256(self.body).hexdigest()[:32]
+
+
+def exportable(event: Event) -> bool:
+    """Whether the row can be exported; one that a newer version would refuse is logged and left out."""
+    try:
+        check_stored(event.starts_at, event.ends_at, event.timezone)
+    except TimeParseError as exc:
+        log.warning("event %s is left out of calendars: %s", event.slug, exc)
+        return False
+    return True
 
 
 def item_uid(event: Event, item: AgendaItem) -> str:
@@ -94,6 +107,7 @@ async def upcoming_feed(session: AsyncSession, now: datetime, name: str) -> Feed
             .order_by(col(Event.starts_at), col(Event.id))
         )
     ).all()
+    events = [event for event in events if exportable(event)]
     calendar = await build_calendar(session, events, f"{name} events", f"calendar.{_slugify(name)}@emcee")
     return Feed("calendar.ics", calendar.to_ical(), max((e.updated_at for e in events), default=None))
 

@@ -52,6 +52,7 @@ def google_calendar_url(event: Event) -> str:
         link = f"{GOOGLE_CALENDAR}?{urlencode(query, quote_via=quote, safe='/')}"
         if len(link) <= LINK_LIMIT:
             return link
+    fields["text"] = fields["text"][:LINK_LIMIT]  # no longer one can fit; the loop below then turns a few times
     while len(link) > LINK_LIMIT:  # only a very long title gets here: shorten it
         fields["text"] = fields["text"][: len(fields["text"]) - 8].rstrip() + "…"
         link = f"{GOOGLE_CALENDAR}?{urlencode(fields, quote_via=quote, safe='/')}"

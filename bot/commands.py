@@ -8,12 +8,13 @@ and carries the command's usage line.
 from __future__ import annotations
 
 import re
-from collections.abc import Callable, Collection
+from collections.abc import Callable, Collection, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Any
 
-from bot.timeparse import TimeParseError, parse_duration, parse_wall_time
+from bot.timeparse import DATE_RANGE, DURATION_RANGE, REMINDER_RANGE, TimeParseError, parse_duration, parse_wall_time
 
 
 class UsageError(Exception):
@@ -61,12 +62,19 @@ def _as_slug(text: str) -> str:
     return text
 
 
+@contextmanager
+def time_errors(prefix: str = "") -> Iterator[None]:
+    """Report a TimeParseError (a bad duration, date, wall time or zone) as the UsageError a refusal needs."""
+    try:
+        yield
+    except TimeParseError as exc:
+        raise UsageError(f"{prefix}{exc}") from None
+
+
 def _time_error(convert: Callable[[str], Any]) -> Callable[[str], Any]:
     def wrapped(text: str) -> Any:
-        try:
+        with time_errors():
             return convert(text)
-        except TimeParseError as exc:
-            raise UsageError(str(exc)) from None
 
     return wrapped
 
@@ -82,6 +90,17 @@ _CONVERTERS: dict[ArgKind, Callable[[str], Any]] = {
 }
 
 
+# Caps on free text, from the platforms' limits: a Slack header block takes 150 characters and a section
+# 3,000; a Discord embed title 256, its description 4,096, a field 1,024, and a message 2,000.
+TITLE_LIMIT = 150
+NAME_LIMIT = 100
+LINE_LIMIT = 200  # a venue, an affiliation, a reference to an item or a speaker
+URL_LIMIT = 512  # a Discord link button
+FIELD_LIMIT = 1000  # a bio, an abstract, links
+DESCRIPTION_LIMIT = 3000
+MESSAGE_LIMIT = 2000
+
+
 @dataclass(frozen=True)
 class Arg:
     name: str
@@ -92,8 +111,18 @@ class Arg:
     option: bool = False  # given as --name VALUE rather than by position
     repeat: bool = False  # an option that may be given several times
     rest: bool = False  # swallows the rest of the line, quotes and all
+    max_length: int | None = None  # for text: the most characters accepted
+
+    @property
+    def details(self) -> str:
+        """The help text with the cap, for help and the Discord tree."""
+        if self.max_length is None:
+            return self.help
+        return f"{self.help} (at most {self.max_length} characters)"
 
     def convert(self, text: str) -> Any:
+        if self.max_length is not None and len(text) > self.max_length:
+            raise UsageError(f"{self.name} is {len(text)} characters; at most {self.max_length}")
         if self.kind is ArgKind.CHOICE:
             value = text.lower()
             if value not in self.choices:
@@ -149,7 +178,7 @@ class Command:
 
     def help(self) -> str:
         lines = [f"{self.usage}", f"  {self.summary}" + ("  (organizers only)" if self.organizer else "")]
-        lines += [f"  {arg.placeholder:<28} {arg.help}" for arg in self.args]
+        lines += [f"  {arg.placeholder:<28} {arg.details}" for arg in self.args]
         return "\n".join(lines)
 
 
@@ -163,34 +192,49 @@ def _event_option() -> Arg:
 
 def _event_fields(creating: bool) -> tuple[Arg, ...]:
     """The --options of event create and edit; create takes the title by position instead."""
-    title = () if creating else (Arg("title", ArgKind.TEXT, "the event's title", option=True),)
+    title = () if creating else (Arg("title", ArgKind.TEXT, "the event's title", option=True, max_length=TITLE_LIMIT),)
     return (
-        Arg("starts", ArgKind.TIME, "start: YYYY-MM-DD HH:MM (or HH:MM on the event's date)", creating, option=True),
+        Arg(
+            "starts",
+            ArgKind.TIME,
+            f"start: YYYY-MM-DD HH:MM (or HH:MM on the event's date); {DATE_RANGE}",
+            creating,
+            option=True,
+        ),
         Arg("ends", ArgKind.TIME, "end: HH:MM or YYYY-MM-DD HH:MM; default: 3 hours after the start", option=True),
         *title,
-        Arg("venue", ArgKind.TEXT, "where it happens", option=True),
+        Arg("venue", ArgKind.TEXT, "where it happens", option=True, max_length=LINE_LIMIT),
         Arg("capacity", ArgKind.INT, "seats, guests included; 0 means unlimited", option=True),
-        Arg("timezone", ArgKind.TEXT, "IANA zone, e.g. America/Los_Angeles; default: the bot's", option=True),
-        Arg("url", ArgKind.TEXT, "a link to the event page", option=True),
-        Arg("description", ArgKind.TEXT, "a few lines about the event", option=True),
+        Arg(
+            "timezone",
+            ArgKind.TEXT,
+            "IANA zone, e.g. America/Los_Angeles; default: the bot's",
+            option=True,
+            max_length=NAME_LIMIT,
+        ),
+        Arg("url", ArgKind.TEXT, "a link to the event page", option=True, max_length=URL_LIMIT),
+        Arg("description", ArgKind.TEXT, "a few lines about the event", option=True, max_length=DESCRIPTION_LIMIT),
         Arg(
             "reminders",
             ArgKind.TEXT,
-            'reminders before it, e.g. "1d,2h"; "default" for the configured ones',
+            f'reminders before it, e.g. "1d,2h", {REMINDER_RANGE}; "default" for the configured ones',
             option=True,
+            max_length=NAME_LIMIT,
         ),
     )
 
 
 _SPEAKER_FIELDS = (
-    Arg("affiliation", ArgKind.TEXT, "company or project", option=True),
-    Arg("bio", ArgKind.TEXT, "a short biography", option=True),
-    Arg("links", ArgKind.TEXT, "links, separated by spaces", option=True),
-    Arg("slack", ArgKind.TEXT, "Slack user id (U…), so the intro can mention them", option=True),
-    Arg("discord", ArgKind.TEXT, "Discord user id, so the intro can mention them", option=True),
+    Arg("affiliation", ArgKind.TEXT, "company or project", option=True, max_length=LINE_LIMIT),
+    Arg("bio", ArgKind.TEXT, "a short biography", option=True, max_length=FIELD_LIMIT),
+    Arg("links", ArgKind.TEXT, "links, separated by spaces", option=True, max_length=FIELD_LIMIT),
+    Arg("slack", ArgKind.TEXT, "Slack user id (U…), so the intro can mention them", option=True, max_length=NAME_LIMIT),
+    Arg("discord", ArgKind.TEXT, "Discord user id, so the intro can mention them", option=True, max_length=NAME_LIMIT),
 )
 
-_ITEM = Arg("item", ArgKind.TEXT, "agenda item: its number or the start of its title", required=True)
+_ITEM = Arg(
+    "item", ArgKind.TEXT, "agenda item: its number or the start of its title", required=True, max_length=LINE_LIMIT
+)
 _KINDS = ("welcome", "talk", "panel", "break", "networking", "other")
 
 COMMANDS: tuple[Command, ...] = (
@@ -213,14 +257,14 @@ COMMANDS: tuple[Command, ...] = (
     Command(
         ("emcee", "help"),
         "Show the commands, or the details of one",
-        (Arg("command", ArgKind.TEXT, "a command name, e.g. rsvp or agenda shift", rest=True),),
+        (Arg("command", ArgKind.TEXT, "a command name, e.g. rsvp or agenda shift", rest=True, max_length=NAME_LIMIT),),
     ),
     Command(
         ("emcee", "event", "create"),
         "Create a draft event",
         (
             Arg("slug", ArgKind.SLUG, "short name used in commands, e.g. bk-june", required=True),
-            Arg("title", ArgKind.TEXT, "the event's title, in quotes", required=True),
+            Arg("title", ArgKind.TEXT, "the event's title, in quotes", required=True, max_length=TITLE_LIMIT),
             *_event_fields(creating=True),
         ),
         organizer=True,
@@ -238,13 +282,27 @@ COMMANDS: tuple[Command, ...] = (
         "Add an agenda item",
         (
             Arg("starts", ArgKind.TIME, "start: HH:MM on the event's date, or YYYY-MM-DD HH:MM", required=True),
-            Arg("title", ArgKind.TEXT, "the item's title, in quotes", required=True),
+            Arg("title", ArgKind.TEXT, "the item's title, in quotes", required=True, max_length=TITLE_LIMIT),
             Arg("ends", ArgKind.TIME, "end time; default: 30 minutes after the start", option=True),
             Arg("kind", ArgKind.CHOICE, "what kind of item; default: talk", choices=_KINDS, option=True),
-            Arg("speaker", ArgKind.TEXT, "a speaker's name (repeatable)", option=True, repeat=True),
-            Arg("moderator", ArgKind.TEXT, "the panel's moderator", option=True),
-            Arg("panelist", ArgKind.TEXT, "a panelist's name (repeatable)", option=True, repeat=True),
-            Arg("abstract", ArgKind.TEXT, "what the item is about", option=True),
+            Arg(
+                "speaker",
+                ArgKind.TEXT,
+                "a speaker's name (repeatable)",
+                option=True,
+                repeat=True,
+                max_length=NAME_LIMIT,
+            ),
+            Arg("moderator", ArgKind.TEXT, "the panel's moderator", option=True, max_length=NAME_LIMIT),
+            Arg(
+                "panelist",
+                ArgKind.TEXT,
+                "a panelist's name (repeatable)",
+                option=True,
+                repeat=True,
+                max_length=NAME_LIMIT,
+            ),
+            Arg("abstract", ArgKind.TEXT, "what the item is about", option=True, max_length=FIELD_LIMIT),
             _event_option(),
         ),
         organizer=True,
@@ -259,8 +317,14 @@ COMMANDS: tuple[Command, ...] = (
         ("emcee", "agenda", "shift"),
         "Shift the current item and every later one, e.g. +10m when running late",
         (
-            Arg("by", ArgKind.DURATION, "how far: +10m, 1h, -5m", required=True),
-            Arg("from", ArgKind.TEXT, "first item to move; default: the current or next item", option=True),
+            Arg("by", ArgKind.DURATION, f"how far: +10m, 1h, -5m; {DURATION_RANGE}", required=True),
+            Arg(
+                "from",
+                ArgKind.TEXT,
+                "first item to move; default: the current or next item",
+                option=True,
+                max_length=LINE_LIMIT,
+            ),
             _event_option(),
         ),
         organizer=True,
@@ -269,19 +333,22 @@ COMMANDS: tuple[Command, ...] = (
     Command(
         ("emcee", "speaker", "add"),
         "Add a speaker",
-        (Arg("name", ArgKind.TEXT, "full name, in quotes", required=True), *_SPEAKER_FIELDS),
+        (Arg("name", ArgKind.TEXT, "full name, in quotes", required=True, max_length=NAME_LIMIT), *_SPEAKER_FIELDS),
         organizer=True,
     ),
     Command(
         ("emcee", "speaker", "edit"),
         "Change a speaker's details",
-        (Arg("name", ArgKind.TEXT, "the speaker's name, in quotes", required=True), *_SPEAKER_FIELDS),
+        (
+            Arg("name", ArgKind.TEXT, "the speaker's name, in quotes", required=True, max_length=NAME_LIMIT),
+            *_SPEAKER_FIELDS,
+        ),
         organizer=True,
     ),
     Command(
         ("emcee", "announce"),
         "Post an event's card to the announce channels, with an optional message",
-        (_event(), Arg("text", ArgKind.TEXT, "what to say above the card", rest=True)),
+        (_event(), Arg("text", ArgKind.TEXT, "what to say above the card", rest=True, max_length=MESSAGE_LIMIT)),
         organizer=True,
     ),
     Command(
@@ -448,7 +515,7 @@ def _bind(command: Command, tokens: list[Token], text: str, events: Collection[s
         rest_arg = next((a for a in positionals if a.rest and a.name not in args), None)
         arg = _pick_positional(positionals, args, token.text, events, has_rest=rest_arg is not None)
         if arg is None and rest_arg is not None:
-            args[rest_arg.name] = text[token.start :].strip()
+            args[rest_arg.name] = rest_arg.convert(text[token.start :].strip())
             break
         if arg is None:
             _explain_misfit(command, args, [*taken_loosely, token.text])

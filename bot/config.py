@@ -12,11 +12,10 @@ from dataclasses import dataclass
 from datetime import timedelta
 from pathlib import Path
 from typing import Annotated, Any, Literal
-from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError, ValidationInfo, field_validator
 
-from bot.timeparse import TimeParseError, parse_duration
+from bot.timeparse import MAX_DURATION, TimeParseError, check_reminder, parse_duration, zone_named
 
 
 class ConfigError(Exception):
@@ -25,9 +24,9 @@ class ConfigError(Exception):
 
 def _check_zone(name: str) -> str:
     try:
-        ZoneInfo(name)
-    except (ZoneInfoNotFoundError, ValueError):
-        raise ValueError(f"unknown time zone '{name}'; use an IANA name such as Europe/Berlin") from None
+        zone_named(name)
+    except TimeParseError as exc:
+        raise ValueError(str(exc)) from None
     return name
 
 
@@ -53,7 +52,7 @@ class BotSettings(_Section):
     name: str = "Emcee"
     timezone: Zone = "UTC"
     database_url: str = "sqlite:///emcee.db"
-    grace_minutes: int = Field(15, ge=0)
+    grace_minutes: int = Field(15, ge=0, le=MAX_DURATION // timedelta(minutes=1))
     max_guests: int = Field(2, ge=0)
 
 
@@ -68,7 +67,11 @@ class ReminderSettings(_Section):
     def _offsets(cls, value: Any) -> list[timedelta]:
         if not isinstance(value, list):
             raise ValueError('must be a list of durations such as ["1d", "1h"]')
-        return [_duration(item) for item in value]
+        offsets = [_duration(item) for item in value]
+        try:
+            return [check_reminder(offset) for offset in offsets]
+        except TimeParseError as exc:
+            raise ValueError(str(exc)) from None
 
     @field_validator("item_offset", "dm_offset", mode="before")
     @classmethod

@@ -11,9 +11,9 @@ import logging
 import uuid
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
+from datetime import date, datetime, timedelta
 from typing import Any
-from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+from zoneinfo import ZoneInfo
 
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
@@ -22,7 +22,7 @@ from sqlmodel.sql.expression import SelectOfScalar
 from bot import cards
 from bot.agenda import AgendaEditor
 from bot.clock import Clock
-from bot.commands import Command, Registry, UsageError
+from bot.commands import Command, Registry, UsageError, time_errors
 from bot.config import Settings
 from bot.db import Database
 from bot.effects import (
@@ -41,7 +41,7 @@ from bot.metrics import CommandOutcome, Metrics
 from bot.models import Event, EventStatus, Rsvp, RsvpStatus, Speaker
 from bot.plaintext import format_moment
 from bot.rsvps import member_of, promote_waitlist, set_rsvp
-from bot.timeparse import TimeParseError, WallTime, format_duration, parse_durations
+from bot.timeparse import WallTime, format_duration, moved, parse_durations, zone_named
 
 log = logging.getLogger(__name__)
 
@@ -258,8 +258,11 @@ class Engine:
         zone_name = args.get("timezone", self.settings.bot.timezone)
         zone = _zone(zone_name)
         starts_at = _dated(args["starts"], zone, None, "--starts")
-        ends_at = args["ends"].resolve(zone, starts_at.astimezone(zone).date()) if "ends" in args else None
-        ends_at = ends_at or starts_at + DEFAULT_EVENT_LENGTH
+        if "ends" in args:
+            ends_at = _dated(args["ends"], zone, starts_at, "--ends")
+        else:
+            with time_errors("the default end (3 hours after the start): "):
+                ends_at = moved(starts_at, DEFAULT_EVENT_LENGTH, "the end")
         if ends_at <= starts_at:
             raise UsageError("--ends must be after --starts")
         event = Event(
@@ -280,6 +283,7 @@ class Engine:
         await session.flush()
         text = (
             f"Created draft {event.title} ({slug}), {format_moment(starts_at, zone_name)}. "
+            f"{_wall_notes(args, zone, starts_at)}"
             f"Add the agenda with /emcee agenda add, then /emcee event publish {slug}."
         )
         return Outcome(Reply(text), [EventChanged(event.id or 0)])
@@ -299,11 +303,13 @@ class Engine:
             _zone(args["timezone"])
             event.timezone = args["timezone"]
         zone = ZoneInfo(event.timezone)
+        notes = _wall_notes(args, zone, event.starts_at)
         effects: list[Effect] = [EventChanged(event.id or 0)]
         if "starts" in args:
             new_start = _dated(args["starts"], zone, event.starts_at, "--starts")
             delta = new_start - event.starts_at
-            event.starts_at, event.ends_at = new_start, event.ends_at + delta
+            with time_errors():
+                event.starts_at, event.ends_at = new_start, moved(event.ends_at, delta, "the end")
             editor = AgendaEditor(session, event, self.clock.now())
             effects += _notice(event, await editor.shift_all(delta))
         if "ends" in args:
@@ -319,7 +325,7 @@ class Engine:
         await session.flush()
         promoted = await promote_waitlist(session, event.id or 0)
         effects += [MemberPromoted(event.id or 0, member_of(rsvp)) for rsvp in promoted]
-        return Outcome(Reply(f"Updated {event.title}: {', '.join(sorted(fields))}."), effects)
+        return Outcome(Reply(f"Updated {event.title}: {', '.join(sorted(fields))}. {notes}".rstrip()), effects)
 
     async def _event_publish(self, session: AsyncSession, inv: Invocation) -> Outcome:
         event = await self.resolve_event(session, inv.args.get("event"), organizer=True)
@@ -406,24 +412,35 @@ def _reminders(text: str) -> str | None:
     """An event's own reminder offsets, normalised ("1d,2h"); None (the configured ones) for "default"."""
     if text.strip().lower() == "default":
         return None
-    try:
+    with time_errors("--reminders: "):
         return ",".join(format_duration(offset) for offset in parse_durations(text))
-    except TimeParseError as exc:
-        raise UsageError(f"--reminders: {exc}") from None
 
 
 def _zone(name: str) -> ZoneInfo:
-    try:
-        return ZoneInfo(name)
-    except (ZoneInfoNotFoundError, ValueError):
-        raise UsageError(f"unknown time zone '{name}'; use an IANA name such as America/Los_Angeles") from None
+    with time_errors():
+        return zone_named(name)
+
+
+def _day(wall: WallTime, zone: ZoneInfo, default: datetime | None, option: str) -> date:
+    """The date a wall time falls on: its own, else that of `default` in `zone`."""
+    if wall.day is not None:
+        return wall.day
+    if default is None:
+        raise UsageError(f"{option} needs a date: YYYY-MM-DD HH:MM")
+    return default.astimezone(zone).date()
 
 
 def _dated(wall: WallTime, zone: ZoneInfo, default: datetime | None, option: str) -> datetime:
-    if wall.day is None and default is None:
-        raise UsageError(f"{option} needs a date: YYYY-MM-DD HH:MM")
-    day = default.astimezone(zone).date() if default else None
-    return wall.resolve(zone, day or wall.day)  # type: ignore[arg-type]
+    day = _day(wall, zone, default, option)
+    with time_errors(f"{option}: "):
+        return wall.resolve(zone, day)
+
+
+def _wall_notes(args: dict[str, Any], zone: ZoneInfo, default: datetime) -> str:
+    """What the reply says about --starts/--ends wall times that happen twice (which one was taken)."""
+    walls = [(name, args[name]) for name in ("starts", "ends") if name in args]
+    notes = [wall.note(zone, _day(wall, zone, default, f"--{name}")) for name, wall in walls]
+    return "".join(f"{note} " for note in notes if note)
 
 
 async def _speaker(session: AsyncSession, name: str) -> Speaker | None:

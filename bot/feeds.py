@@ -10,7 +10,7 @@ from __future__ import annotations
 from aiohttp import web
 from sqlmodel import select
 
-from bot.calendar import Feed, event_feed, upcoming_feed
+from bot.calendar import Feed, event_feed, exportable, upcoming_feed
 from bot.clock import Clock
 from bot.db import Database
 from bot.models import Event, EventStatus
@@ -38,7 +38,7 @@ class CalendarFeeds:
         slug = request.match_info["slug"]
         async with self.db.session() as session:
             event = (await session.exec(select(Event).where(Event.slug == slug))).first()
-            if event is None or event.status == EventStatus.DRAFT:  # drafts are not public yet
+            if event is None or event.status == EventStatus.DRAFT or not exportable(event):  # drafts are not public
                 raise web.HTTPNotFound(text=f"No event called '{slug}'.\n")
             feed = await event_feed(session, event)
         return _respond(request, feed)

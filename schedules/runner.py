@@ -35,7 +35,7 @@ from bot.effects import Effect, EventChanged, SeatsChanged
 from bot.messages import AgendaEntry, Message, Reminder, SpeakerIntro
 from bot.metrics import Metrics
 from bot.models import AgendaItem, Event, EventStatus, Rsvp, RsvpStatus
-from bot.timeparse import TimeParseError, parse_durations
+from bot.timeparse import TimeParseError, check_stored, parse_durations
 from schedules.planner import ITEM_POSTS, EventSnapshot, ItemSnapshot, Kind, Plan, PlannedPost, Rules, plan
 
 log = logging.getLogger(__name__)
@@ -337,7 +337,8 @@ class Runner:
             scope.append(col(Event.status) == EventStatus.PUBLISHED)
         else:
             scope.append(col(Event.id).in_(list(event_ids)))
-        events = {event.id or 0: event for event in (await session.exec(select(Event).where(*scope))).all()}
+        rows = (await session.exec(select(Event).where(*scope))).all()
+        events = {event.id or 0: event for event in rows if _plannable(event)}
         if not events:
             return [], {}, {}
         items: defaultdict[int, list[ItemSnapshot]] = defaultdict(list)
@@ -388,6 +389,16 @@ async def _job(runner: Runner, key: str) -> None:
 # add_job inspects the job function for every job: a plain function with its signature computed once
 # makes scheduling 20,000 posts take half the time.
 _job.__signature__ = inspect.signature(_job)  # type: ignore[attr-defined]
+
+
+def _plannable(event: Event) -> bool:
+    """Whether the row can be planned; one that a newer version would refuse is logged and left out."""
+    try:
+        check_stored(event.starts_at, event.ends_at, event.timezone)
+    except TimeParseError as exc:
+        log.warning("event %s is not scheduled: %s", event.slug, exc)
+        return False
+    return True
 
 
 def _offsets(event: Event) -> tuple[timedelta, ...] | None:

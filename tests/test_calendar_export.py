@@ -201,8 +201,8 @@ async def test_cards_link_to_the_feed_and_to_google_calendar_in_utc(engine: Engi
 
 async def test_google_link_fits_a_discord_button_and_is_dropped_when_cancelled(engine: Engine) -> None:
     await create_event(engine, "long")
-    venue = "A very long venue name, " * 20
-    await run(engine, f'/emcee event edit long --title "{"Title " * 33}" --venue "{venue}" --url https://x.org/e')
+    venue = "A very long venue name, " * 8  # the longest title and venue the commands take (150 and 200)
+    await run(engine, f'/emcee event edit long --title "{"Title " * 25}" --venue "{venue}" --url https://x.org/e')
     async with engine.db.session() as session:
         event = (await session.exec(select(Event))).one()
         assert len(cards.google_calendar_url(event)) <= cards.LINK_LIMIT

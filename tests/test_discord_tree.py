@@ -50,6 +50,8 @@ def expected_option(arg: Arg) -> dict[str, Any]:
         option["choices"] = [{"name": choice, "value": choice} for choice in arg.choices]
     if arg.kind is ArgKind.EVENT:
         option["autocomplete"] = True
+    if arg.max_length is not None and not arg.repeat:
+        option["max_length"] = arg.max_length
     return option
 
 

@@ -81,6 +81,8 @@ def _annotation(arg: Arg) -> Any:
         return app_commands.Range[int, 0, 999]
     if arg.kind is ArgKind.INT:
         return app_commands.Range[int, 0, _LARGEST]
+    if arg.max_length is not None and not arg.repeat:  # a repeated option travels as one comma-separated string
+        return app_commands.Range[str, None, arg.max_length]
     return str
 
 
