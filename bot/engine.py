@@ -134,11 +134,19 @@ class Engine:
         return outcome.reply, CommandOutcome.OK if outcome.reply.ok else CommandOutcome.REFUSED
 
     def is_organizer(self, actor: Actor) -> bool:
-        organizers = self.settings.organizers
-        ids: list[str] = getattr(organizers, actor.platform, [])
+        ids: list[str] = getattr(self.settings.organizers, actor.platform, [])
         if actor.platform == "system" or actor.user_id in ids:
             return True
-        return actor.platform == "discord" and bool(set(actor.roles) & set(organizers.discord_roles))
+        return actor.platform == "discord" and self._discord_organizer(actor)
+
+    def _discord_organizer(self, actor: Actor) -> bool:
+        """An organizer role id of the guild asked from, or Manage Events in a guild Emcee serves
+        (a stranger holds Manage Events in a server of their own)."""
+        if actor.guild_id is None:
+            return False
+        if actor.manages_events and actor.guild_id in self.settings.discord.guild_ids:
+            return True
+        return bool(actor.role_ids & self.settings.organizers.discord_role_ids(actor.guild_id))
 
     async def event_slugs(self) -> list[str]:
         async with self.db.session() as session:

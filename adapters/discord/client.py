@@ -393,9 +393,17 @@ def nonce(channel_id: int | str, index: int, key: str) -> str:
 
 
 def _actor(interaction: discord.Interaction) -> Actor:
+    """Who clicked or typed, with the guild, role ids and Manage Events (from the permissions Discord
+    computed for the member in that channel) that the organizer check needs."""
     user = interaction.user
-    roles = tuple(role.name for role in getattr(user, "roles", []) if not role.is_default())
-    return Actor(PLATFORM, str(user.id), user.display_name, roles)
+    return Actor(
+        PLATFORM,
+        str(user.id),
+        user.display_name,
+        guild_id=interaction.guild_id,
+        role_ids=frozenset(role.id for role in getattr(user, "roles", []) if not role.is_default()),
+        manages_events=interaction.guild_id is not None and interaction.permissions.manage_events,
+    )
 
 
 def _channel(interaction: discord.Interaction) -> ChannelRef | None:

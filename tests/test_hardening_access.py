@@ -1,0 +1,165 @@
+"""Hardening: organizer rights, what members can see, event references, exports and reminders, tried as
+careless organizers, curious members and strangers would use Emcee."""
+
+from __future__ import annotations
+
+import asyncio
+import copy
+import tomllib
+from collections.abc import AsyncIterator
+from pathlib import Path
+from typing import Any
+
+import discord
+import pytest
+from conftest import snapshot
+from discord_harness import ADA, GRACE, SLUG, DiscordEmcee, User, command_data, discord_settings, running_emcee
+from fakes.discord import FakeDiscord, Json, interaction_payload, new_snowflake
+from sqlmodel import select
+
+from bot.config import ConfigError, parse_settings
+from bot.models import Event, EventStatus
+
+MANAGE_EVENTS = discord.Permissions(manage_events=True).value
+
+
+@pytest.fixture
+async def emcee(tmp_path: Path) -> AsyncIterator[DiscordEmcee]:
+    async with FakeDiscord() as fake, running_emcee(tmp_path, fake) as running:
+        yield running
+
+
+@pytest.fixture
+async def global_emcee(tmp_path: Path) -> AsyncIterator[DiscordEmcee]:
+    """Commands registered globally (no [discord] guild_ids): every server the bot is in can send them."""
+    async with (
+        FakeDiscord() as fake,
+        running_emcee(tmp_path, fake, discord_settings(tmp_path, fake, guild_ids=[])) as running,
+    ):
+        yield running
+
+
+async def stranger_guild(emcee: DiscordEmcee) -> Json:
+    """Another server with the bot in it, whose roles carry the same names as the community's (new ids)."""
+    guild = copy.deepcopy(emcee.fake.guild_create_payload())
+    guild_id = str(new_snowflake())
+    guild["id"] = guild_id
+    guild.pop("unavailable", None)  # a server that has just added the bot
+    for role in guild["roles"]:
+        role["id"] = guild_id if role["name"] == "@everyone" else str(new_snowflake())
+    for channel in guild["channels"]:
+        channel.update(id=str(new_snowflake()), guild_id=guild_id)
+    joined = asyncio.ensure_future(emcee.adapter.client.wait_for("guild_join", timeout=3))
+    await emcee.fake.dispatch("GUILD_CREATE", guild)
+    await joined
+    return guild
+
+
+async def command_in(emcee: DiscordEmcee, guild: Json, path: str, user: User, **values: Any) -> Json:
+    """A slash command sent from a channel of `guild`; returns the initial response's data."""
+    guild_id, channel = guild["id"], guild["channels"][0]
+    data = command_data(path, **values) | {"guild_id": guild_id}
+    payload = interaction_payload(
+        "command_rsvp",
+        data=data,
+        member=user.member(),
+        guild={"id": guild_id},
+        guild_id=guild_id,
+        channel={"id": channel["id"], "guild_id": guild_id},
+        channel_id=channel["id"],
+    )
+    answer = await emcee.dispatch(payload)
+    assert answer.callback is not None
+    return answer.callback["data"]
+
+
+async def event_status(emcee: DiscordEmcee, slug: str = SLUG) -> str:
+    async with emcee.app.db.session() as session:
+        return (await session.exec(select(Event.status).where(Event.slug == slug))).one()
+
+
+def role_id(guild: Json, name: str) -> int:
+    return next(int(role["id"]) for role in guild["roles"] if role["name"] == name)
+
+
+# -- item 1: organizer rights are tied to a guild ---------------------------------------------------
+
+
+async def test_role_named_like_the_organizer_role_in_another_guild_grants_nothing(global_emcee: DiscordEmcee) -> None:
+    """Hardening item 1: a stranger's own server role called "Organizers" cannot cancel the community's event."""
+    emcee = global_emcee
+    await emcee.publish()
+    guild = await stranger_guild(emcee)
+    stranger = User(new_snowflake(), "mallory", (role_id(guild, "Organizers"),))
+    before = await snapshot(emcee.app.db)
+
+    answer = await command_in(emcee, guild, "emcee event cancel", stranger, event=SLUG)
+
+    assert answer["content"].startswith("Only organizers can use /emcee event cancel")
+    assert await snapshot(emcee.app.db) == before
+
+
+async def test_manage_events_in_an_unconfigured_guild_grants_nothing(global_emcee: DiscordEmcee) -> None:
+    """Hardening item 1: Manage Events in a server not listed in [discord] guild_ids makes no organizer."""
+    emcee = global_emcee
+    await emcee.publish()
+    guild = await stranger_guild(emcee)
+    owner = User(new_snowflake(), "mallory", permissions=MANAGE_EVENTS)
+
+    answer = await command_in(emcee, guild, "emcee event cancel", owner, event=SLUG)
+
+    assert answer["content"].startswith("Only organizers can use /emcee event cancel")
+    assert await event_status(emcee) == EventStatus.PUBLISHED
+
+
+async def test_organizer_role_id_in_the_configured_guild_is_accepted(emcee: DiscordEmcee) -> None:
+    """Hardening item 1: the configured role id, held in the configured guild, makes an organizer."""
+    await emcee.publish()
+    guild = emcee.fake.guild_create_payload()
+
+    answer = await command_in(emcee, guild, "emcee event cancel", ADA, event=SLUG)
+
+    assert answer["content"].startswith("Cancelled BookKeeper June")
+    assert await event_status(emcee) == EventStatus.CANCELLED
+
+
+async def test_manage_events_in_a_configured_guild_is_accepted(emcee: DiscordEmcee) -> None:
+    """Hardening item 1: Discord's own convention: Manage Events in a configured guild makes an organizer."""
+    await emcee.publish()
+    guild = emcee.fake.guild_create_payload()
+    host = User(new_snowflake(), "host", permissions=MANAGE_EVENTS)
+
+    answer = await command_in(emcee, guild, "emcee event cancel", host, event=SLUG)
+
+    assert answer["content"].startswith("Cancelled BookKeeper June")
+    assert await event_status(emcee) == EventStatus.CANCELLED
+
+
+async def test_member_without_role_or_permission_is_refused_in_the_configured_guild(emcee: DiscordEmcee) -> None:
+    """Hardening item 1: an ordinary member of the community's own guild stays a member."""
+    await emcee.publish()
+
+    answer = await command_in(emcee, emcee.fake.guild_create_payload(), "emcee event cancel", GRACE, event=SLUG)
+
+    assert answer["content"].startswith("Only organizers can use /emcee event cancel")
+    assert await event_status(emcee) == EventStatus.PUBLISHED
+
+
+def test_role_names_in_the_config_are_refused_with_the_new_form() -> None:
+    """Hardening item 1: an old `discord_roles = ["Organizers"]` stops start-up, saying how to give role ids."""
+    with pytest.raises(ConfigError) as refused:
+        parse_settings({"organizers": {"discord_roles": ["Organizers"]}}, "emcee.toml")
+
+    message = str(refused.value)
+    assert message.startswith("emcee.toml: [organizers] discord_roles: role names are not accepted")
+    assert "[organizers.discord_roles]" in message and "= [" in message
+
+
+def test_guild_scoped_role_ids_are_read_from_toml() -> None:
+    """Hardening item 1: `[organizers.discord_roles]` maps each guild id to its organizer role ids."""
+    data = tomllib.loads("[organizers.discord_roles]\n234567890123456789 = [456789012345678901]\n")
+
+    organizers = parse_settings(data, "emcee.toml").organizers
+
+    assert organizers.discord_role_ids(234567890123456789) == {456789012345678901}
+    assert organizers.discord_role_ids(456789012345678901) == frozenset()
