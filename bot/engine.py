@@ -15,7 +15,7 @@ from datetime import datetime, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from sqlmodel import col, select
+from sqlmodel import and_, col, or_, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 from sqlmodel.sql.expression import SelectOfScalar
 
@@ -172,27 +172,37 @@ class Engine:
             query = query.where(Event.status == EventStatus.PUBLISHED)
         return query.order_by(col(Event.starts_at))
 
-    async def resolve_event(self, session: AsyncSession, ref: str | None, organizer: bool = False) -> Event:
-        """A slug, a unique prefix of one, or None for the next event that has not ended."""
+    async def resolve_event(
+        self, session: AsyncSession, ref: str | None, organizer: bool = False, member: Actor | None = None
+    ) -> Event:
+        """A slug, a unique prefix of one, or None for the next event that has not ended.
+
+        Organizers reach every event. Others reach published events, and cancelled ones that `member`
+        RSVPed to; any other event answers as if it did not exist."""
         if ref is None:
             event = (await session.exec(self.upcoming(organizer))).first()
             if event is None:
                 raise UsageError("there is no upcoming event; name one, or see /events")
             return event
-        exact = (await session.exec(select(Event).where(Event.slug == ref))).first()
+        exact = (await session.exec(_visible(select(Event).where(Event.slug == ref), organizer, member))).first()
         if exact:
             return exact
-        matches = (await session.exec(select(Event).where(col(Event.slug).startswith(ref)))).all()
+        prefixed = select(Event).where(col(Event.slug).startswith(ref, autoescape=True))
+        matches = (await session.exec(_visible(prefixed, organizer, member))).all()
         if len(matches) == 1:
             return matches[0]
         if matches:
             raise UsageError(f"'{ref}' matches {', '.join(e.slug for e in matches)}; say which")
         raise UsageError(f"no event called '{ref}'; see /events")
 
+    async def _sender_event(self, session: AsyncSession, inv: Invocation) -> Event:
+        """The event a member's command names, among those its sender may see."""
+        return await self.resolve_event(session, inv.args.get("event"), self.is_organizer(inv.actor), inv.actor)
+
     # -- member commands ----------------------------------------------------------------------
 
     async def _rsvp(self, session: AsyncSession, inv: Invocation) -> Outcome:
-        event = await self.resolve_event(session, inv.args.get("event"))
+        event = await self._sender_event(session, inv)
         guests = inv.args.get("guests", 0)
         if guests > self.settings.bot.max_guests:
             raise UsageError(f"you can bring at most {self.settings.bot.max_guests} guests")
@@ -234,11 +244,11 @@ class Engine:
         return Outcome(Reply("", message=listing))
 
     async def _agenda(self, session: AsyncSession, inv: Invocation) -> Outcome:
-        event = await self.resolve_event(session, inv.args.get("event"), self.is_organizer(inv.actor))
+        event = await self._sender_event(session, inv)
         return Outcome(Reply("", message=await cards.agenda_card(session, event)))
 
     async def _remind(self, session: AsyncSession, inv: Invocation) -> Outcome:
-        event = await self.resolve_event(session, inv.args.get("event"))
+        event = await self._sender_event(session, inv)
         rsvp = (
             await session.exec(
                 select(Rsvp).where(
@@ -403,6 +413,21 @@ class Engine:
         event.sequence += 1
         event.updated_at = self.clock.now()
         session.add(event)
+
+
+def _visible(query: SelectOfScalar[Event], organizer: bool, member: Actor | None) -> SelectOfScalar[Event]:
+    """Limit an event query to what the sender may see (see Engine.resolve_event)."""
+    if organizer:
+        return query
+    seen = col(Event.status) == EventStatus.PUBLISHED
+    if member is not None:
+        rsvped = (
+            select(Rsvp.id)
+            .where(Rsvp.event_id == Event.id, Rsvp.platform == member.platform, Rsvp.user_id == member.user_id)
+            .exists()
+        )
+        seen = or_(seen, and_(col(Event.status) == EventStatus.CANCELLED, rsvped))
+    return query.where(seen)
 
 
 def _notice(event: Event, change: AgendaChanged | None) -> list[Effect]:

@@ -12,12 +12,15 @@ from typing import Any
 
 import discord
 import pytest
-from conftest import snapshot
+from conftest import ORGANIZER, create_event, member, snapshot
 from discord_harness import ADA, GRACE, SLUG, DiscordEmcee, User, command_data, discord_settings, running_emcee
 from fakes.discord import FakeDiscord, Json, interaction_payload, new_snowflake
 from sqlmodel import select
 
 from bot.config import ConfigError, parse_settings
+from bot.engine import Engine
+from bot.invocation import Invocation
+from bot.messages import AgendaCard
 from bot.models import Event, EventStatus
 
 MANAGE_EVENTS = discord.Permissions(manage_events=True).value
@@ -163,3 +166,118 @@ def test_guild_scoped_role_ids_are_read_from_toml() -> None:
 
     assert organizers.discord_role_ids(234567890123456789) == {456789012345678901}
     assert organizers.discord_role_ids(456789012345678901) == frozenset()
+
+
+# -- item 2: members never see drafts or cancelled events -------------------------------------------
+
+
+async def draft_and_cancelled(engine: Engine) -> None:
+    """bk-june published, bk-july a draft ("Secret July"), bk-may published then cancelled."""
+    await create_event(engine, "bk-june")
+    reply = await engine.handle_text(
+        ORGANIZER, None, '/emcee event create bk-july "Secret July" --starts 2026-07-15 18:00'
+    )
+    assert reply.ok, reply.text
+    await create_event(engine, "bk-may")
+    reply = await engine.handle_text(ORGANIZER, None, "/emcee event cancel bk-may")
+    assert reply.ok, reply.text
+
+
+@pytest.mark.parametrize("line", ["/agenda bk-july", "/agenda bk-jul", "/rsvp bk-jul", "/rsvp bk-july maybe"])
+async def test_members_cannot_reach_a_draft_by_slug_or_prefix(engine: Engine, line: str) -> None:
+    """Hardening item 2: a draft's agenda and title stay hidden; members hear it does not exist."""
+    await draft_and_cancelled(engine)
+    before = await snapshot(engine.db)
+
+    reply = await engine.handle_text(member("curious"), None, line)
+
+    assert not reply.ok and reply.ephemeral
+    assert f"no event called '{line.split()[1]}'" in reply.text
+    assert "Secret" not in reply.text and reply.message is None
+    assert await snapshot(engine.db) == before
+
+
+async def test_a_prefix_shared_with_a_draft_names_only_the_published_event(engine: Engine) -> None:
+    """Hardening item 2: "bk-ju" would match the draft too; a member sees no ambiguity that betrays it."""
+    await draft_and_cancelled(engine)
+
+    reply = await engine.handle_text(member("curious"), None, "/rsvp bk-ju")
+
+    assert reply.ok, reply.text
+    assert "bk-july" not in reply.text and reply.text.startswith("✅ You're going to BookKeeper June")
+
+
+@pytest.mark.parametrize("line", ["/agenda bk-may", "/rsvp bk-may", "/emcee remind on bk-may"])
+async def test_members_who_never_rsvped_cannot_reach_a_cancelled_event(engine: Engine, line: str) -> None:
+    """Hardening item 2: a cancelled event answers as if it never existed to a member who did not RSVP."""
+    await draft_and_cancelled(engine)
+
+    reply = await engine.handle_text(member("curious"), None, line)
+
+    assert not reply.ok
+    assert "no event called 'bk-may'" in reply.text
+
+
+async def test_organizers_still_reach_drafts(engine: Engine) -> None:
+    """Hardening item 2: the organizer's own view is unchanged: a draft's agenda by prefix."""
+    await draft_and_cancelled(engine)
+
+    reply = await engine.handle_text(ORGANIZER, None, "/agenda bk-jul")
+
+    assert reply.ok, reply.text
+    assert isinstance(reply.message, AgendaCard) and reply.message.title == "Secret July"
+
+
+async def test_autocomplete_offers_members_no_draft_or_cancelled_event(emcee: DiscordEmcee) -> None:
+    """Hardening item 2: the Discord event autocomplete offers a member only published events."""
+    await emcee.publish(slug="bk-may")
+    await emcee.organizer("/emcee event cancel bk-may")
+    await emcee.organizer('/emcee event create bk-draft "BookKeeper draft" --starts 2026-06-20 18:00')
+    await emcee.publish()
+
+    answer = await emcee.dispatch(interaction_payload("autocomplete_rsvp_event"))  # a member typed "book"
+
+    assert answer.callback is not None
+    assert [choice["value"] for choice in answer.callback["data"]["choices"]] == [SLUG]
+
+
+# -- item 3: % and _ in an event reference are plain characters ---------------------------------
+
+
+@pytest.mark.parametrize("ref", ["%", "bk%", "bk_june", "_k-june"])
+async def test_like_wildcards_in_an_event_reference_match_nothing(engine: Engine, ref: str) -> None:
+    """Hardening item 3: `%` and `_` (as Discord passes them through) match only themselves."""
+    await draft_and_cancelled(engine)
+
+    for actor in (member("curious"), ORGANIZER):
+        reply = await engine.handle(Invocation(actor, None, ("agenda",), {"event": ref}))
+        assert not reply.ok
+        assert f"no event called '{ref}'" in reply.text
+
+
+@pytest.mark.parametrize("typed", ["%", "_", "b%k"])
+async def test_autocomplete_treats_like_wildcards_as_text(emcee: DiscordEmcee, typed: str) -> None:
+    """Hardening item 3: typing `%` or `_` in the event box of /rsvp offers nothing, not every event."""
+    await emcee.publish()
+    payload = interaction_payload(
+        "autocomplete_rsvp_event",
+        data={"options": [{"name": "event", "type": 3, "value": typed, "focused": True}]},
+        member=ADA.member(),
+    )
+
+    answer = await emcee.dispatch(payload)
+
+    assert answer.callback is not None
+    assert answer.callback["data"]["choices"] == []
+
+
+async def test_a_member_who_rsvped_hears_the_event_was_cancelled(engine: Engine) -> None:
+    """Hardening item 2: a member who RSVPed saw the event; to them a cancelled event is named as cancelled."""
+    await create_event(engine, "bk-may")
+    assert (await engine.handle_text(member("fan"), None, "/rsvp bk-may")).ok
+    await engine.handle_text(ORGANIZER, None, "/emcee event cancel bk-may")
+
+    reply = await engine.handle_text(member("fan"), None, "/rsvp bk-may")
+
+    assert not reply.ok
+    assert "BookKeeper June is cancelled; RSVPs are closed" in reply.text

@@ -293,7 +293,9 @@ class DiscordAdapter:
         query = self.engine.upcoming(self.engine.is_organizer(_actor(interaction)))
         if current.strip():
             text = current.strip().lower()
-            query = query.where(or_(col(Event.slug).contains(text), col(Event.title).ilike(f"%{text}%")))
+            query = query.where(
+                or_(col(Event.slug).contains(text, autoescape=True), col(Event.title).icontains(text, autoescape=True))
+            )
         async with self.engine.db.session() as session:
             found = (await session.exec(query.limit(AUTOCOMPLETE_LIMIT))).all()
         return [
