@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import asyncio
 import copy
+import csv
+import io
 import tomllib
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -19,7 +21,7 @@ from sqlmodel import select
 
 from bot.config import ConfigError, parse_settings
 from bot.engine import Engine
-from bot.invocation import Invocation
+from bot.invocation import Actor, Invocation
 from bot.messages import AgendaCard
 from bot.models import Event, EventStatus
 
@@ -281,3 +283,21 @@ async def test_a_member_who_rsvped_hears_the_event_was_cancelled(engine: Engine)
 
     assert not reply.ok
     assert "BookKeeper June is cancelled; RSVPs are closed" in reply.text
+
+
+# -- item 4: the attendee CSV carries no live formula -----------------------------------------------
+
+
+@pytest.mark.parametrize("name", ['=HYPERLINK("http://evil.example","x")', "+1+1", "-2+3", "@SUM(A1)", "\t=1", "\r=1"])
+async def test_attendee_csv_neutralises_names_a_spreadsheet_would_run(engine: Engine, name: str) -> None:
+    """Hardening item 4: a display name starting with = + - @ tab or CR becomes text, prefixed with a quote."""
+    await create_event(engine)
+    assert (await engine.handle_text(Actor("slack", "UEVIL", name), None, "/rsvp")).ok
+    assert (await engine.handle_text(Actor("slack", "UOK", "Ada Lovelace"), None, "/rsvp")).ok
+
+    reply = await engine.handle_text(Actor("slack", "UORG"), None, "/emcee attendees")
+
+    assert reply.attachment is not None
+    rows = list(csv.DictReader(io.StringIO(reply.attachment.content, newline="")))
+    assert [row["name"] for row in rows] == [f"'{name}", "Ada Lovelace"]
+    assert [row["user_id"] for row in rows] == ["UEVIL", "UOK"]
