@@ -33,6 +33,7 @@ from bot.effects import (
     EventCancelled,
     EventChanged,
     MemberPromoted,
+    RemindersChanged,
     SeatsChanged,
 )
 from bot.invocation import Actor, ChannelRef, Invocation
@@ -249,6 +250,8 @@ class Engine:
 
     async def _remind(self, session: AsyncSession, inv: Invocation) -> Outcome:
         event = await self._sender_event(session, inv)
+        if event.status == EventStatus.CANCELLED:
+            raise UsageError(f"{event.title} was cancelled, so there is nothing to remind you of")
         rsvp = (
             await session.exec(
                 select(Rsvp).where(
@@ -261,7 +264,7 @@ class Engine:
         rsvp.dm_reminders = inv.args["state"] == "on"
         session.add(rsvp)
         state = "on: I'll DM you before it starts" if rsvp.dm_reminders else "off"
-        return Outcome(Reply(f"DM reminders for {event.title} are {state}."), [EventChanged(event.id or 0)])
+        return Outcome(Reply(f"DM reminders for {event.title} are {state}."), [RemindersChanged(event.id or 0)])
 
     async def _help(self, session: AsyncSession, inv: Invocation) -> Outcome:
         return Outcome(Reply(self.registry.help(inv.args.get("command", ""))))

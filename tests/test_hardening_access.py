@@ -14,12 +14,15 @@ from typing import Any
 
 import discord
 import pytest
-from conftest import ORGANIZER, create_event, member, snapshot
+from conftest import ORGANIZER, create_event, database_url, make_settings, member, snapshot
 from discord_harness import ADA, GRACE, SLUG, DiscordEmcee, User, command_data, discord_settings, running_emcee
 from fakes.discord import FakeDiscord, Json, interaction_payload, new_snowflake
 from sqlmodel import select
+from test_delivery import RecordingAdapter
 
-from bot.config import ConfigError, parse_settings
+from bot.app import App, build_app
+from bot.clock import FakeClock
+from bot.config import ConfigError, Secrets, parse_settings
 from bot.engine import Engine
 from bot.invocation import Actor, Invocation
 from bot.messages import AgendaCard
@@ -301,3 +304,56 @@ async def test_attendee_csv_neutralises_names_a_spreadsheet_would_run(engine: En
     rows = list(csv.DictReader(io.StringIO(reply.attachment.content, newline="")))
     assert [row["name"] for row in rows] == [f"'{name}", "Ada Lovelace"]
     assert [row["user_id"] for row in rows] == ["UEVIL", "UOK"]
+
+
+# -- items 14 and 15: /emcee remind ----------------------------------------------------------------
+
+
+@pytest.fixture
+async def recorded_app(tmp_path: Path, clock: FakeClock) -> AsyncIterator[App]:
+    """The whole app (publisher and runner) on the console, whose sends and edits are recorded."""
+    settings = make_settings(bot={"database_url": database_url(tmp_path)}, http={"enabled": False})
+    app = build_app(settings, Secrets(), clock=clock, adapters={"console": RecordingAdapter("console")})
+    app.publisher.edits.interval = 0
+    await app.start()
+    yield app
+    await app.stop()
+
+
+def dm_reminders(app: App) -> list[str]:
+    assert app.runner is not None
+    return [post.targets[0].id for post in app.runner.jobs.values() if post.slot.startswith("dm:")]
+
+
+async def test_turning_dm_reminders_on_and_off_replans_without_editing_public_messages(recorded_app: App) -> None:
+    """Hardening item 14: `/emcee remind on|off` changes the member's planned DM, and no card or agenda."""
+    adapter = recorded_app.adapters["console"]
+    assert isinstance(adapter, RecordingAdapter)
+    await create_event(recorded_app.engine)
+    assert (await recorded_app.engine.handle_text(member("ada"), None, "/rsvp going")).ok
+    await recorded_app.bus.drain()
+    edits = len(adapter.edits)
+
+    on = await recorded_app.engine.handle_text(member("ada"), None, "/emcee remind on")
+    await recorded_app.bus.drain()
+    planned = dm_reminders(recorded_app)
+    off = await recorded_app.engine.handle_text(member("ada"), None, "/emcee remind off")
+    await recorded_app.bus.drain()
+
+    assert on.ok and off.ok
+    assert planned == ["ada"] and dm_reminders(recorded_app) == []
+    assert len(adapter.edits) == edits
+
+
+async def test_reminders_for_a_cancelled_event_say_it_was_cancelled(engine: Engine) -> None:
+    """Hardening item 15: a member who RSVPed hears the event was cancelled, not "RSVP going first"."""
+    await create_event(engine)
+    assert (await engine.handle_text(member("ada"), None, "/rsvp going bk-june")).ok
+    await engine.handle_text(ORGANIZER, None, "/emcee event cancel bk-june")
+    before = await snapshot(engine.db)
+
+    reply = await engine.handle_text(member("ada"), None, "/emcee remind on bk-june")
+
+    assert not reply.ok and reply.ephemeral
+    assert "BookKeeper June was cancelled" in reply.text and "RSVP going" not in reply.text
+    assert await snapshot(engine.db) == before
