@@ -102,7 +102,12 @@ class Engine:
     # -- entry points -------------------------------------------------------------------------
 
     async def handle_text(self, actor: Actor, channel: ChannelRef | None, line: str) -> Reply:
-        """Parse a typed command line (Slack text, console) and handle it."""
+        """Parse a typed command line (Slack text, console) and handle it. Access comes first: a member's
+        organizer command is refused before its arguments are read."""
+        command = self.registry.command_of(line)
+        if command is not None and (denied := self._denied(command, actor)):
+            self.metrics.command_handled(command.name, CommandOutcome.DENIED)
+            return denied
         try:
             events = await self.event_slugs() if self.registry.needs_event_names(line) else ()
             parsed = self.registry.parse(line, events)
@@ -121,8 +126,8 @@ class Engine:
         if command is None:
             unknown = UsageError(f"unknown command '{' '.join(invocation.command)}'. Try /emcee help")
             return self._refusal(unknown), CommandOutcome.REFUSED
-        if command.organizer and not self.is_organizer(invocation.actor):
-            return Reply(f"Only organizers can use /{command.name}.", ok=False), CommandOutcome.DENIED
+        if denied := self._denied(command, invocation.actor):
+            return denied, CommandOutcome.DENIED
         try:
             async with self.db.session() as session:
                 outcome = await self._handlers[command.path](session, invocation)
@@ -133,6 +138,12 @@ class Engine:
             return INTERNAL_ERROR, CommandOutcome.ERROR
         self.bus.publish(outcome.effects)
         return outcome.reply, CommandOutcome.OK if outcome.reply.ok else CommandOutcome.REFUSED
+
+    def _denied(self, command: Command, actor: Actor) -> Reply | None:
+        """The refusal of an organizer command to anyone else; None when `actor` may run `command`."""
+        if command.organizer and not self.is_organizer(actor):
+            return Reply(f"Only organizers can use /{command.name}.", ok=False)
+        return None
 
     def is_organizer(self, actor: Actor) -> bool:
         ids: list[str] = getattr(self.settings.organizers, actor.platform, [])

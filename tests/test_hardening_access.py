@@ -357,3 +357,30 @@ async def test_reminders_for_a_cancelled_event_say_it_was_cancelled(engine: Engi
     assert not reply.ok and reply.ephemeral
     assert "BookKeeper June was cancelled" in reply.text and "RSVP going" not in reply.text
     assert await snapshot(engine.db) == before
+
+
+# -- item 7's access part: permission before parsing --------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "line",
+    [
+        "/emcee agenda shift 99999999999d",
+        "/emcee agenda shift soon",
+        '/emcee event create bk-x "X" --starts someday',
+        '/emcee speaker add "unterminated',
+    ],
+)
+async def test_members_hear_only_organizers_before_their_arguments_are_read(engine: Engine, line: str) -> None:
+    """Hardening item 7 (access): a member's organizer command is refused for access, whatever its arguments."""
+    await create_event(engine)
+    before = await snapshot(engine.db)
+
+    reply = await engine.handle_text(member("curious"), None, line)
+
+    assert not reply.ok and reply.ephemeral
+    name = " ".join(line.split()[:3]).removeprefix("/")
+    assert reply.text == f"Only organizers can use /{name}."
+    labels = {"command": name, "outcome": "denied"}
+    assert engine.metrics.registry.get_sample_value("emcee_commands_total", labels) == 1
+    assert await snapshot(engine.db) == before
