@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 import logging
 from collections.abc import AsyncIterator
@@ -11,6 +12,9 @@ import aiohttp
 import pytest
 from fakes.slack import FakeSlack, block_actions_body, signed_headers, slash_command_body
 from slack_harness import SIGNING_SECRET, SlackEmcee, running_emcee
+
+from bot.config import HttpSettings
+from bot.http import HttpServer
 
 
 @pytest.fixture
@@ -101,3 +105,69 @@ async def test_signature_verification_stays_on(emcee: SlackEmcee) -> None:
 
     assert await post(emcee, body, signed_headers(body, "not-the-secret")) == 401
     assert await post(emcee, body, signed_headers(body, SIGNING_SECRET)) == 200
+
+
+# -- item 6: a malformed HTTP request is one short line, not a traceback -----------------------------
+
+
+async def _healthy() -> dict[str, str]:
+    return {}
+
+
+@pytest.fixture
+async def server() -> AsyncIterator[HttpServer]:
+    http = HttpServer(HttpSettings(host="127.0.0.1", port=0), _healthy)
+    await http.start()
+    yield http
+    await http.stop()
+
+
+BAD_REQUESTS = [
+    b"GARBAGE\r\n\r\n",
+    b"GET /healthz HTTP/1.1\r\nHost: x\r\nBad Header Line\r\n\r\n",
+    b"GET /healthz HTTP/1.1\r\nHost: x\r\nContent-Length: abc\r\n\r\n",
+    b"GET /healthz HTTP/9.9\r\n\r\n",
+    b"GET /healthz HTTP/1.1\r\nHost: x\r\nX: \x00\x01\r\n\r\n",
+]
+
+
+async def send_raw(port: int, request: bytes) -> bytes:
+    reader, writer = await asyncio.open_connection("127.0.0.1", port)
+    writer.write(request)
+    await writer.drain()
+    answer = await asyncio.wait_for(reader.read(), timeout=3)
+    writer.close()
+    await writer.wait_closed()
+    return answer
+
+
+@pytest.mark.parametrize("request_bytes", BAD_REQUESTS)
+async def test_a_malformed_http_request_logs_one_short_line(
+    server: HttpServer, caplog: pytest.LogCaptureFixture, request_bytes: bytes
+) -> None:
+    """Hardening item 6: a garbage request line or bad headers over a raw socket: a 400, and at most one
+    short line (INFO or below), never an ERROR traceback."""
+    caplog.set_level(logging.DEBUG)
+    assert server.port is not None
+
+    answer = await send_raw(server.port, request_bytes)
+
+    assert answer.startswith(b"HTTP/1.") and b" 400 " in answer.split(b"\r\n")[0]
+    assert b"Traceback" not in answer
+    logged = [r for r in caplog.records if r.levelno >= logging.INFO]
+    assert len(logged) <= 1, [r.getMessage() for r in logged]
+    assert all(r.levelno <= logging.INFO and r.exc_info is None and "\n" not in r.getMessage() for r in logged)
+
+
+async def test_many_malformed_requests_log_one_line_each_at_most(
+    server: HttpServer, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Hardening item 6: a flood of bad requests cannot flood the log with tracebacks."""
+    caplog.set_level(logging.INFO)
+    assert server.port is not None
+
+    for request_bytes in BAD_REQUESTS * 4:
+        await send_raw(server.port, request_bytes)
+
+    assert len(caplog.records) <= len(BAD_REQUESTS) * 4
+    assert not any(r.exc_info or r.levelno > logging.INFO for r in caplog.records)
