@@ -136,6 +136,15 @@ async def agenda_card(session: AsyncSession, event: Event) -> AgendaCard:
     return AgendaCard(event.slug, event.title, event.timezone, await agenda_entries(session, event))
 
 
+_FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
+
+
+def _inert(cell: object) -> object:
+    """OWASP's rule against CSV injection: text that a spreadsheet would run as a formula (a member's
+    display name, say) is prefixed with a single quote, so it shows as typed."""
+    return f"'{cell}" if isinstance(cell, str) and cell.startswith(_FORMULA_STARTS) else cell
+
+
 _STATUS_ORDER = {RsvpStatus.GOING: 0, RsvpStatus.WAITLISTED: 1, RsvpStatus.MAYBE: 2, RsvpStatus.DECLINED: 3}
 
 
@@ -158,7 +167,6 @@ async def attendee_list(session: AsyncSession, event: Event) -> tuple[AttendeeLi
     writer = csv.writer(buffer)
     writer.writerow(["name", "platform", "user_id", "status", "guests", "queued_at", "dm_reminders"])
     for r in ordered:
-        writer.writerow(
-            [r.display_name, r.platform, r.user_id, r.status, r.guests, r.queued_at.isoformat(), r.dm_reminders]
-        )
+        cells = [r.display_name, r.platform, r.user_id, r.status, r.guests, r.queued_at.isoformat(), r.dm_reminders]
+        writer.writerow([_inert(cell) for cell in cells])
     return listing, Attachment(f"{event.slug}-attendees.csv", buffer.getvalue())

@@ -427,9 +427,14 @@ class Registry:
                 return command, length
         return None, 0
 
+    def command_of(self, line: str) -> Command | None:
+        """The command a line names, read from its first words only: its arguments are not parsed."""
+        command, _ = self.find(line.strip().removeprefix("/").split()[:3])
+        return command
+
     def needs_event_names(self, line: str) -> bool:
         """Whether parsing `line` depends on which events exist (an optional event before free text)."""
-        command, _ = self.find(line.strip().removeprefix("/").split()[:3])
+        command = self.command_of(line)
         if command is None:
             return False
         kinds = {arg.kind for arg in command.positionals}

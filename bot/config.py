@@ -82,8 +82,23 @@ class ReminderSettings(_Section):
 class OrganizerSettings(_Section):
     slack: list[str] = Field(default_factory=list)
     discord: list[str] = Field(default_factory=list)
-    discord_roles: list[str] = Field(default_factory=list)
+    # Guild id -> the ids of that guild's organizer roles.
+    discord_roles: dict[int, list[int]] = Field(default_factory=dict)
     console: list[str] = Field(default_factory=lambda: ["organizer"])
+
+    @field_validator("discord_roles", mode="before")
+    @classmethod
+    def _guild_roles(cls, value: Any) -> Any:
+        if isinstance(value, list):
+            raise ValueError(
+                "role names are not accepted (anyone can name a role in a server of their own); give role ids "
+                "per guild: [organizers.discord_roles] with lines such as 234567890123456789 = [456789012345678901]"
+            )
+        return value
+
+    def discord_role_ids(self, guild_id: int) -> frozenset[int]:
+        """The organizer role ids of one guild."""
+        return frozenset(self.discord_roles.get(guild_id, ()))
 
 
 class HttpSettings(_Section):

@@ -36,6 +36,13 @@ class SeatsChanged:
 
 
 @dataclass(frozen=True)
+class RemindersChanged:
+    """A member turned DM reminders for the event on or off: only the planned DMs change, nothing public."""
+
+    event_id: int
+
+
+@dataclass(frozen=True)
 class CardPosted:
     """Post the event's card to every announce channel, with an organizer's words above it."""
 
@@ -60,7 +67,7 @@ class MemberPromoted:
     member: Actor
 
 
-Effect = EventChanged | SeatsChanged | CardPosted | AgendaChanged | EventCancelled | MemberPromoted
+Effect = EventChanged | SeatsChanged | RemindersChanged | CardPosted | AgendaChanged | EventCancelled | MemberPromoted
 Subscriber = Callable[[Effect], Awaitable[None]]
 
 

@@ -15,7 +15,7 @@ from datetime import date, datetime, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from sqlmodel import col, select
+from sqlmodel import and_, col, or_, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 from sqlmodel.sql.expression import SelectOfScalar
 
@@ -33,6 +33,7 @@ from bot.effects import (
     EventCancelled,
     EventChanged,
     MemberPromoted,
+    RemindersChanged,
     SeatsChanged,
 )
 from bot.invocation import Actor, ChannelRef, Invocation
@@ -101,7 +102,12 @@ class Engine:
     # -- entry points -------------------------------------------------------------------------
 
     async def handle_text(self, actor: Actor, channel: ChannelRef | None, line: str) -> Reply:
-        """Parse a typed command line (Slack text, console) and handle it."""
+        """Parse a typed command line (Slack text, console) and handle it. Access comes first: a member's
+        organizer command is refused before its arguments are read."""
+        command = self.registry.command_of(line)
+        if command is not None and (denied := self._denied(command, actor)):
+            self.metrics.command_handled(command.name, CommandOutcome.DENIED)
+            return denied
         try:
             events = await self.event_slugs() if self.registry.needs_event_names(line) else ()
             parsed = self.registry.parse(line, events)
@@ -120,8 +126,8 @@ class Engine:
         if command is None:
             unknown = UsageError(f"unknown command '{' '.join(invocation.command)}'. Try /emcee help")
             return self._refusal(unknown), CommandOutcome.REFUSED
-        if command.organizer and not self.is_organizer(invocation.actor):
-            return Reply(f"Only organizers can use /{command.name}.", ok=False), CommandOutcome.DENIED
+        if denied := self._denied(command, invocation.actor):
+            return denied, CommandOutcome.DENIED
         try:
             async with self.db.session() as session:
                 outcome = await self._handlers[command.path](session, invocation)
@@ -133,12 +139,26 @@ class Engine:
         self.bus.publish(outcome.effects)
         return outcome.reply, CommandOutcome.OK if outcome.reply.ok else CommandOutcome.REFUSED
 
+    def _denied(self, command: Command, actor: Actor) -> Reply | None:
+        """The refusal of an organizer command to anyone else; None when `actor` may run `command`."""
+        if command.organizer and not self.is_organizer(actor):
+            return Reply(f"Only organizers can use /{command.name}.", ok=False)
+        return None
+
     def is_organizer(self, actor: Actor) -> bool:
-        organizers = self.settings.organizers
-        ids: list[str] = getattr(organizers, actor.platform, [])
+        ids: list[str] = getattr(self.settings.organizers, actor.platform, [])
         if actor.platform == "system" or actor.user_id in ids:
             return True
-        return actor.platform == "discord" and bool(set(actor.roles) & set(organizers.discord_roles))
+        return actor.platform == "discord" and self._discord_organizer(actor)
+
+    def _discord_organizer(self, actor: Actor) -> bool:
+        """An organizer role id of the guild asked from, or Manage Events in a guild Emcee serves
+        (a stranger holds Manage Events in a server of their own)."""
+        if actor.guild_id is None:
+            return False
+        if actor.manages_events and actor.guild_id in self.settings.discord.guild_ids:
+            return True
+        return bool(actor.role_ids & self.settings.organizers.discord_role_ids(actor.guild_id))
 
     async def event_slugs(self) -> list[str]:
         async with self.db.session() as session:
@@ -164,27 +184,37 @@ class Engine:
             query = query.where(Event.status == EventStatus.PUBLISHED)
         return query.order_by(col(Event.starts_at))
 
-    async def resolve_event(self, session: AsyncSession, ref: str | None, organizer: bool = False) -> Event:
-        """A slug, a unique prefix of one, or None for the next event that has not ended."""
+    async def resolve_event(
+        self, session: AsyncSession, ref: str | None, organizer: bool = False, member: Actor | None = None
+    ) -> Event:
+        """A slug, a unique prefix of one, or None for the next event that has not ended.
+
+        Organizers reach every event. Others reach published events, and cancelled ones that `member`
+        RSVPed to; any other event answers as if it did not exist."""
         if ref is None:
             event = (await session.exec(self.upcoming(organizer))).first()
             if event is None:
                 raise UsageError("there is no upcoming event; name one, or see /events")
             return event
-        exact = (await session.exec(select(Event).where(Event.slug == ref))).first()
+        exact = (await session.exec(_visible(select(Event).where(Event.slug == ref), organizer, member))).first()
         if exact:
             return exact
-        matches = (await session.exec(select(Event).where(col(Event.slug).startswith(ref)))).all()
+        prefixed = select(Event).where(col(Event.slug).startswith(ref, autoescape=True))
+        matches = (await session.exec(_visible(prefixed, organizer, member))).all()
         if len(matches) == 1:
             return matches[0]
         if matches:
             raise UsageError(f"'{ref}' matches {', '.join(e.slug for e in matches)}; say which")
         raise UsageError(f"no event called '{ref}'; see /events")
 
+    async def _sender_event(self, session: AsyncSession, inv: Invocation) -> Event:
+        """The event a member's command names, among those its sender may see."""
+        return await self.resolve_event(session, inv.args.get("event"), self.is_organizer(inv.actor), inv.actor)
+
     # -- member commands ----------------------------------------------------------------------
 
     async def _rsvp(self, session: AsyncSession, inv: Invocation) -> Outcome:
-        event = await self.resolve_event(session, inv.args.get("event"))
+        event = await self._sender_event(session, inv)
         guests = inv.args.get("guests", 0)
         if guests > self.settings.bot.max_guests:
             raise UsageError(f"you can bring at most {self.settings.bot.max_guests} guests")
@@ -226,11 +256,13 @@ class Engine:
         return Outcome(Reply("", message=listing))
 
     async def _agenda(self, session: AsyncSession, inv: Invocation) -> Outcome:
-        event = await self.resolve_event(session, inv.args.get("event"), self.is_organizer(inv.actor))
+        event = await self._sender_event(session, inv)
         return Outcome(Reply("", message=await cards.agenda_card(session, event)))
 
     async def _remind(self, session: AsyncSession, inv: Invocation) -> Outcome:
-        event = await self.resolve_event(session, inv.args.get("event"))
+        event = await self._sender_event(session, inv)
+        if event.status == EventStatus.CANCELLED:
+            raise UsageError(f"{event.title} was cancelled, so there is nothing to remind you of")
         rsvp = (
             await session.exec(
                 select(Rsvp).where(
@@ -243,7 +275,7 @@ class Engine:
         rsvp.dm_reminders = inv.args["state"] == "on"
         session.add(rsvp)
         state = "on: I'll DM you before it starts" if rsvp.dm_reminders else "off"
-        return Outcome(Reply(f"DM reminders for {event.title} are {state}."), [EventChanged(event.id or 0)])
+        return Outcome(Reply(f"DM reminders for {event.title} are {state}."), [RemindersChanged(event.id or 0)])
 
     async def _help(self, session: AsyncSession, inv: Invocation) -> Outcome:
         return Outcome(Reply(self.registry.help(inv.args.get("command", ""))))
@@ -401,6 +433,21 @@ class Engine:
         event.sequence += 1
         event.updated_at = self.clock.now()
         session.add(event)
+
+
+def _visible(query: SelectOfScalar[Event], organizer: bool, member: Actor | None) -> SelectOfScalar[Event]:
+    """Limit an event query to what the sender may see (see Engine.resolve_event)."""
+    if organizer:
+        return query
+    seen = col(Event.status) == EventStatus.PUBLISHED
+    if member is not None:
+        rsvped = (
+            select(Rsvp.id)
+            .where(Rsvp.event_id == Event.id, Rsvp.platform == member.platform, Rsvp.user_id == member.user_id)
+            .exists()
+        )
+        seen = or_(seen, and_(col(Event.status) == EventStatus.CANCELLED, rsvped))
+    return query.where(seen)
 
 
 def _notice(event: Event, change: AgendaChanged | None) -> list[Effect]:

@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Awaitable, Callable
+from typing import Any
 
 from aiohttp import web
+from aiohttp.http_exceptions import HttpProcessingError
+from aiohttp.log import server_logger
 
 from bot.config import HttpSettings
 
@@ -32,7 +36,7 @@ class HttpServer:
         return web.json_response(body, status=503 if problems else 200)
 
     async def start(self) -> None:
-        self._runner = web.AppRunner(self.app, access_log=None)
+        self._runner = web.AppRunner(self.app, access_log=None, logger=_ServerLog(server_logger))
         await self._runner.setup()
         site = web.TCPSite(self._runner, self.settings.host, self.settings.port)
         await site.start()
@@ -46,6 +50,19 @@ class HttpServer:
     @property
     def url(self) -> str:
         return f"http://{self.settings.host}:{self.port}"
+
+
+class _ServerLog(logging.LoggerAdapter[logging.Logger]):
+    """aiohttp's server log, where a request that cannot be parsed (anyone can send a garbage request
+    line or bad headers) is one short INFO line instead of an ERROR with a traceback. A failure inside a
+    handler keeps its traceback."""
+
+    def exception(self, msg: object, *args: object, exc_info: Any = True, **kwargs: Any) -> None:
+        if isinstance(exc_info, HttpProcessingError):
+            reason = (exc_info.message or type(exc_info).__name__).splitlines()[0]
+            self.info("%s: %s %s", str(msg) % args, exc_info.code, reason)
+        else:
+            super().exception(msg, *args, exc_info=exc_info, **kwargs)
 
 
 def _metrics_handler(page: MetricsPage) -> Callable[[web.Request], Awaitable[web.Response]]:

@@ -11,12 +11,18 @@ from typing import Any
 
 @dataclass(frozen=True)
 class Actor:
-    """A member on one platform. `roles` are role names (Discord) used for organizer checks."""
+    """A member on one platform.
+
+    On Discord the organizer check also needs where the member asked from: the guild, the ids of the
+    member's roles there, and whether they hold Manage Events there. A role name proves nothing, since
+    anyone can name a role in a server of their own."""
 
     platform: str
     user_id: str
     display_name: str = ""
-    roles: tuple[str, ...] = ()
+    guild_id: int | None = None
+    role_ids: frozenset[int] = frozenset()
+    manages_events: bool = False
 
     @property
     def label(self) -> str:

@@ -31,7 +31,7 @@ from bot import cards
 from bot.clock import Clock
 from bot.db import Database
 from bot.delivery import Outbox, Target
-from bot.effects import Effect, EventChanged, SeatsChanged
+from bot.effects import Effect, EventChanged, RemindersChanged, SeatsChanged
 from bot.messages import AgendaEntry, Message, Reminder, SpeakerIntro
 from bot.metrics import Metrics
 from bot.models import AgendaItem, Event, EventStatus, Rsvp, RsvpStatus
@@ -108,7 +108,7 @@ class Runner:
     async def __call__(self, effect: Effect) -> None:
         """EffectBus subscriber: an event (its agenda, its RSVPs, its reminders) changed."""
         match effect:
-            case EventChanged(event_id) | SeatsChanged(event_id, reminders_moved=True):
+            case EventChanged(event_id) | SeatsChanged(event_id, reminders_moved=True) | RemindersChanged(event_id):
                 await self.reconcile(event_id)
 
     async def settle(self, everything: bool = False) -> None:

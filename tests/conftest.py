@@ -22,6 +22,8 @@ from bot.invocation import Actor
 
 NOW = datetime(2026, 6, 1, 12, 0, tzinfo=UTC)
 ORGANIZER = Actor("console", "organizer", "Organizer")
+DISCORD_GUILD = 5005  # the community's Discord guild in the `settings` fixture
+DISCORD_ORGANIZER_ROLE = 5300  # its organizer role
 
 
 POSTGRES_ENV = "EMCEE_TEST_POSTGRES_URL"
@@ -66,7 +68,11 @@ def make_settings(**sections: dict[str, Any]) -> Settings:
 @pytest.fixture
 def settings() -> Settings:
     return make_settings(
-        organizers={"slack": ["UORG"], "discord": ["1001"], "discord_roles": ["Organizers"]},
+        organizers={
+            "slack": ["UORG"],
+            "discord": ["1001"],
+            "discord_roles": {str(DISCORD_GUILD): [DISCORD_ORGANIZER_ROLE]},
+        },
         bot={"timezone": "America/Los_Angeles"},
     )
 

@@ -46,10 +46,14 @@ class User:
     id: int
     name: str
     roles: tuple[int, ...] = ()
+    permissions: int | None = None  # the member's permissions in the channel; None keeps the recorded ones
 
     def member(self) -> Json:
         user = {"id": str(self.id), "username": self.name, "global_name": self.name.title(), "discriminator": "0"}
-        return {"user": user, "roles": [str(role) for role in self.roles]}
+        member: Json = {"user": user, "roles": [str(role) for role in self.roles]}
+        if self.permissions is not None:
+            member["permissions"] = str(self.permissions)
+        return member
 
 
 GRACE = User(1301000000000000401, "grace")  # the member in the recorded payloads
@@ -138,7 +142,7 @@ def discord_settings(tmp_path: Path, fake: FakeDiscord, sections: Json | None = 
     return Settings.model_validate(
         {
             "bot": {"database_url": database_url(tmp_path), "timezone": "America/Los_Angeles"},
-            "organizers": {"discord_roles": ["Organizers"]},
+            "organizers": {"discord_roles": {GUILD_ID: [ORGANIZER_ROLE_ID]}},
             "http": {"enabled": False},
             "discord": {
                 "enabled": True,

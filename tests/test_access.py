@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import pytest
-from conftest import create_event, member, snapshot
+from conftest import DISCORD_GUILD, DISCORD_ORGANIZER_ROLE, create_event, member, snapshot
 
 from bot.commands import COMMANDS
 from bot.engine import Engine
@@ -34,7 +34,10 @@ async def test_members_are_refused_organizer_commands(engine: Engine, path: tupl
     await create_event(engine)
     await engine.handle_text(member("organizer"), None, '/emcee agenda add 18:00 "Real talk"')
     before = await snapshot(engine.db)
-    for outsider in (Actor("slack", "UMEMBER", "member"), Actor("discord", "2002", "m", roles=("Members",))):
+    for outsider in (
+        Actor("slack", "UMEMBER", "member"),
+        Actor("discord", "2002", "m", guild_id=DISCORD_GUILD, role_ids=frozenset({5301})),
+    ):
         reply = await engine.handle_text(outsider, None, ORGANIZER_LINES[path])
         assert not reply.ok and reply.ephemeral
         assert "Only organizers" in reply.text
@@ -46,7 +49,7 @@ async def test_organizers_by_id_and_by_discord_role(engine: Engine) -> None:
     for organizer in (
         Actor("slack", "UORG"),
         Actor("discord", "1001"),
-        Actor("discord", "3003", roles=("Organizers",)),
+        Actor("discord", "3003", guild_id=DISCORD_GUILD, role_ids=frozenset({DISCORD_ORGANIZER_ROLE})),
     ):
         reply = await engine.handle_text(organizer, None, "/emcee attendees")
         assert reply.ok, reply.text

@@ -293,7 +293,9 @@ class DiscordAdapter:
         query = self.engine.upcoming(self.engine.is_organizer(_actor(interaction)))
         if current.strip():
             text = current.strip().lower()
-            query = query.where(or_(col(Event.slug).contains(text), col(Event.title).ilike(f"%{text}%")))
+            query = query.where(
+                or_(col(Event.slug).contains(text, autoescape=True), col(Event.title).icontains(text, autoescape=True))
+            )
         async with self.engine.db.session() as session:
             found = (await session.exec(query.limit(AUTOCOMPLETE_LIMIT))).all()
         return [
@@ -393,9 +395,17 @@ def nonce(channel_id: int | str, index: int, key: str) -> str:
 
 
 def _actor(interaction: discord.Interaction) -> Actor:
+    """Who clicked or typed, with the guild, role ids and Manage Events (from the permissions Discord
+    computed for the member in that channel) that the organizer check needs."""
     user = interaction.user
-    roles = tuple(role.name for role in getattr(user, "roles", []) if not role.is_default())
-    return Actor(PLATFORM, str(user.id), user.display_name, roles)
+    return Actor(
+        PLATFORM,
+        str(user.id),
+        user.display_name,
+        guild_id=interaction.guild_id,
+        role_ids=frozenset(role.id for role in getattr(user, "roles", []) if not role.is_default()),
+        manages_events=interaction.guild_id is not None and interaction.permissions.manage_events,
+    )
 
 
 def _channel(interaction: discord.Interaction) -> ChannelRef | None:

@@ -28,6 +28,8 @@ from aiohttp import web
 from slack_bolt.adapter.aiohttp import to_aiohttp_response, to_bolt_request
 from slack_bolt.adapter.socket_mode.async_handler import AsyncSocketModeHandler
 from slack_bolt.app.async_app import AsyncApp
+from slack_bolt.request.internals import parse_body
+from slack_bolt.response import BoltResponse
 from slack_sdk.errors import SlackApiError, SlackClientError
 from slack_sdk.http_retry.builtin_async_handlers import (
     AsyncConnectionErrorRetryHandler,
@@ -48,6 +50,7 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 EVENTS_PATH = "/slack/events"
+TIMESTAMP_HEADER = "X-Slack-Request-Timestamp"
 ACK_WAIT = 2.0  # seconds an ack may wait for the engine's answer; Slack drops an interaction after 3
 RATE_LIMIT_RETRIES = 3  # each waits Slack's Retry-After; stays well inside the ledger's 2-minute lease
 # Engine calls run at once from Slack: SQLite has one writer, so more would only contend and starve the
@@ -192,6 +195,7 @@ class SlackAdapter:
         )
         for root in self.engine.registry.roots:
             app.command(f"/{root}")(self._on_command)
+        app.use(_well_formed)  # runs after Bolt's signature check
         app.action(payloads.RSVP_ACTION)(self._on_rsvp_click)
         return app
 
@@ -202,9 +206,16 @@ class SlackAdapter:
         return self._engine
 
     async def _http_endpoint(self, request: web.Request) -> web.Response:
-        """POST /slack/events on the shared server; Bolt verifies the signature and dispatches."""
+        """POST /slack/events on the shared server; Bolt verifies the signature and dispatches.
+
+        A request Bolt cannot read (a timestamp that is not a number, a payload that is not JSON) is
+        refused here with a 4xx and one log line, since Bolt would answer it with a 500 and a traceback."""
         if self._bolt is None:
             return web.Response(status=503, text="Emcee is starting")
+        if not request.headers.get(TIMESTAMP_HEADER, "").isdigit():
+            return _refused(401, f"a {TIMESTAMP_HEADER} that is not a number")
+        if problem := _unreadable(await request.text(), request.content_type):
+            return _refused(400, problem)
         return await to_aiohttp_response(await self._bolt.async_dispatch(await to_bolt_request(request)))
 
     # --- inbound -------------------------------------------------------------------------------
@@ -352,3 +363,30 @@ def _seconds(value: Any) -> int | None:
         return int(value) if value is not None else None
     except ValueError:
         return None
+
+
+def _unreadable(text: str, content_type: str) -> str | None:
+    """Why Bolt could not read this body (it parses it as below, and fails on anything but an object)."""
+    try:
+        body = parse_body(text, content_type)
+    except ValueError:
+        return "a body that is not valid JSON"
+    return None if isinstance(body, dict) else "a body that is not an object"
+
+
+def _refusal(problem: str) -> str:
+    """One short log line for a refused request, and the answer's text."""
+    log.info("refused a request to %s: %s", EVENTS_PATH, problem)
+    return f"Refused: {problem}"
+
+
+def _refused(status: int, problem: str) -> web.Response:
+    return web.Response(status=status, text=_refusal(problem))
+
+
+async def _well_formed(body: Any, next: Callable[[], Awaitable[BoltResponse]]) -> BoltResponse:
+    """Bolt middleware: a signed body that lacks what Slack always sends gets a 400, not a failing handler."""
+    problem = payloads.malformed(body)
+    if problem is None:
+        return await next()
+    return BoltResponse(status=400, body=_refusal(problem))

@@ -28,6 +28,26 @@ def unescape(text: str) -> str:
     return text.replace("&lt;", "<").replace("&gt;", ">").replace("&amp;", "&")
 
 
+def malformed(body: Any) -> str | None:
+    """What a request body lacks that Slack always sends with it; None when nothing is missing.
+
+    Only signed requests get this far, but a body must still never make a handler fail."""
+    if not isinstance(body, dict):
+        return "the body is not an object"
+    if "command" in body:
+        return None if _texts(body, "command", "user_id") else "a slash command without its command or user_id"
+    if body.get("type") == "block_actions":
+        user, actions = body.get("user"), body.get("actions")
+        if isinstance(user, dict) and _texts(user, "id") and isinstance(actions, list):
+            return None if all(isinstance(action, dict) for action in actions) else "an action that is not an object"
+        return "a button click without its user or actions"
+    return None
+
+
+def _texts(fields: dict[str, Any], *names: str) -> bool:
+    return all(isinstance(fields.get(name), str) and fields[name] for name in names)
+
+
 def command_actor(command: dict[str, Any]) -> Actor:
     return Actor(PLATFORM, command["user_id"], command.get("user_name", ""))
 
