@@ -76,12 +76,17 @@ def demo_settings(folder: Path, scale: float) -> Settings:
     )
 
 
-async def run_demo(out: TextIO, interactive: TextIO | None = None, speed: float = 1.0) -> None:
-    """Replay the evening (about 80 s; `speed` > 1 runs it faster), or with `interactive` read commands."""
+async def run_demo(
+    out: TextIO, interactive: TextIO | None = None, speed: float = 1.0, files: Path | None = None
+) -> None:
+    """Replay the evening (about 80 s; `speed` > 1 runs it faster), or with `interactive` read commands.
+
+    Files the console writes (the attendee CSV) go to `files`, by default the current folder."""
     scale = 1.0 if interactive is not None else HOUR / 3600 / speed
     with tempfile.TemporaryDirectory(prefix="emcee-demo-") as folder:
         app = build_app(demo_settings(Path(folder), scale), Secrets(), console_out=out)
         console = cast("ConsoleAdapter", app.adapters["console"])
+        console.files = files
         app.publisher.edits.interval /= speed
         await app.start()
         try:

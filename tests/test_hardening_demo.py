@@ -1,0 +1,77 @@
+"""`emcee demo` tried as a new user would: the interactive console, the replay's evening, and true docs."""
+
+from __future__ import annotations
+
+import io
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+from bot.demo import run_demo
+
+ROOT = Path(__file__).parent.parent
+
+
+async def interactive(tmp_path: Path, lines: str) -> str:
+    """The interactive demo's transcript for `lines` typed in (edits unthrottled, files into tmp_path)."""
+    out = io.StringIO()
+    await run_demo(out, interactive=io.StringIO(lines), speed=50, files=tmp_path)
+    return out.getvalue()
+
+
+def test_interactive_demo_prints_each_reply_and_its_effects_before_the_next_prompt(tmp_path: Path) -> None:
+    """Hardening item 26: the real CLI, fed on stdin, finishes each command's output before the next prompt."""
+    result = subprocess.run(
+        [sys.executable, "-m", "bot.cli", "demo", "--interactive"],
+        input="/rsvp going +1\n/agenda\n",
+        capture_output=True,
+        text=True,
+        cwd=tmp_path,
+        env={**os.environ, "PYTHONPATH": str(ROOT)},
+        timeout=60,
+    )
+    text = result.stdout
+    assert result.returncode == 0 and "Traceback" not in text + result.stderr
+    rsvp, agenda = text.index("organizer> /rsvp going +1"), text.index("organizer> /agenda")
+    assert rsvp < text.index("You're going to BookKeeper June 2016 meetup") < agenda
+    assert rsvp < text.index("· message 1 updated] 2/6 going") < agenda  # the card's new count, before the prompt
+    assert text.find("🗓 Agenda", agenda) > agenda and text.rstrip().endswith("organizer>")  # the last prompt waits
+
+
+async def test_quit_and_exit_end_the_interactive_demo(tmp_path: Path) -> None:
+    """Hardening item 26: /quit and /exit stop reading; nothing typed after them runs."""
+    for word in ("/quit", "/exit"):
+        text = await interactive(tmp_path, f"{word}\n/rsvp going\n")
+        assert "You're going" not in text and "unknown command" not in text.lower()
+
+
+async def test_as_switches_the_acting_member_so_the_waitlist_can_be_tried(tmp_path: Path) -> None:
+    """Hardening item 26: /as NAME acts as that member: fill the 6 seats, queue, cancel, see the promotion."""
+    text = await interactive(
+        tmp_path,
+        "/as ada\n/rsvp going +2\n/as bo\n/rsvp going +2\n/as chen\n/rsvp going +1\n"
+        "/as dara\n/rsvp going\n/as bo\n/rsvp no\n/as nobody?\n/as organizer\n/emcee attendees\n",
+    )
+    assert "ada> /rsvp going +2" in text and "dara> /rsvp going" in text
+    assert "You're on the waitlist" in text
+    cancelled = text.index("bo> /rsvp no")  # bo's three seats seat chen's party of two, then dara
+    assert cancelled < text.index("[DM → chen] 🎉 A seat opened up") < text.index("[DM → dara] 🎉 A seat opened up")
+    assert "Usage: /as NAME" in text  # a bad name is refused with the usage, and the member stays bo
+    assert "bo> /as organizer" in text
+    assert "ada" in text[text.index("organizer> /emcee attendees") :]
+
+
+async def test_attendee_csv_is_written_to_a_file_and_its_path_printed(tmp_path: Path) -> None:
+    """Hardening item 26: the CSV that /emcee attendees exports lands in a file whose path the console prints."""
+    text = await interactive(tmp_path, "/rsvp going +1\n/emcee attendees\n")
+    path = tmp_path / "bk-june-2016-attendees.csv"
+    assert f"📎 {path}" in text
+    assert "organizer" in path.read_text() and path.read_text().splitlines()[0].lower().startswith("name")
+
+
+async def test_help_inside_the_repl_mentions_as_and_quit(tmp_path: Path) -> None:
+    """Hardening item 26: the REPL's own help, printed before the first prompt, names /as NAME and /quit."""
+    text = await interactive(tmp_path, "")
+    intro = text[: text.rindex("organizer>")]
+    assert "/as NAME" in intro and "/quit" in intro and "/emcee help" in intro
