@@ -3,10 +3,15 @@
 from __future__ import annotations
 
 import io
+import logging
 import os
+import re
 import subprocess
 import sys
+import time
 from pathlib import Path
+
+import pytest
 
 from bot.demo import run_demo
 
@@ -75,3 +80,38 @@ async def test_help_inside_the_repl_mentions_as_and_quit(tmp_path: Path) -> None
     text = await interactive(tmp_path, "")
     intro = text[: text.rindex("organizer>")]
     assert "/as NAME" in intro and "/quit" in intro and "/emcee help" in intro
+
+
+class Stamped(io.StringIO):
+    """A stream that remembers when each piece of output arrived."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.times: list[float] = []
+
+    def write(self, text: str) -> int:
+        self.times.append(time.monotonic())
+        return super().write(text)
+
+
+async def test_the_replayed_evening_shows_real_times_on_a_fast_clock_and_never_goes_quiet(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Hardening item 27: the replay runs the sample's own date and times on a fast clock, says what the clock
+    is doing in quiet stretches, and speaks in minutes and hours, never seconds."""
+    speed = 10  # the CLI's speed 1 takes about 80 s
+    out = Stamped()
+    started = time.monotonic()
+    await run_demo(out, speed=speed, files=tmp_path)
+    text = out.getvalue()
+    assert "Wed 15 Jun 2016 17:30–20:30 PDT (America/Los_Angeles)" in text  # the card, on the sample's own date
+    assert "starts in 1h at" in text and "/emcee agenda shift +10m" in text
+    assert "Bookie Storage" in text[text.index("[#announcements] 🎤 Now on stage") :]
+    assert "18:00–18:30" in text and "19:40–20:10" in text  # the panel, 10 minutes later after the shift
+    assert "⏩" in text  # the clock's fast-forward is narrated
+    assert not re.search(r"\d+ ?s\b", text), re.search(r".*\d+ ?s\b.*", text)  # no "in 15s", "+3s", "25 s"
+    assert not re.search(r"\b\d\d:\d\d:\d\d\b", text)  # times on the minute, never HH:MM:SS
+    gaps = [later - earlier for earlier, later in zip([started, *out.times], out.times, strict=False)]
+    assert max(gaps) * speed <= 5.0  # no quiet stretch over 5 s of demo time
+    assert "Traceback" not in text
+    assert not [record.getMessage() for record in caplog.records if record.levelno >= logging.WARNING]  # none late
