@@ -165,8 +165,19 @@ def _event_fields(creating: bool) -> tuple[Arg, ...]:
     """The --options of event create and edit; create takes the title by position instead."""
     title = () if creating else (Arg("title", ArgKind.TEXT, "the event's title", option=True),)
     return (
-        Arg("starts", ArgKind.TIME, "start: YYYY-MM-DD HH:MM (or HH:MM on the event's date)", creating, option=True),
-        Arg("ends", ArgKind.TIME, "end: HH:MM or YYYY-MM-DD HH:MM; default: 3 hours after the start", option=True),
+        Arg(
+            "starts",
+            ArgKind.TIME,
+            "start: YYYY-MM-DD HH:MM (or HH:MM on the event's date; HH:MM:SS too)",
+            creating,
+            option=True,
+        ),
+        Arg(
+            "ends",
+            ArgKind.TIME,
+            "end: HH:MM, HH:MM:SS or YYYY-MM-DD HH:MM; default: 3 hours after the start",
+            option=True,
+        ),
         *title,
         Arg("venue", ArgKind.TEXT, "where it happens", option=True),
         Arg("capacity", ArgKind.INT, "seats, guests included; 0 means unlimited", option=True),
@@ -176,7 +187,7 @@ def _event_fields(creating: bool) -> tuple[Arg, ...]:
         Arg(
             "reminders",
             ArgKind.TEXT,
-            'reminders before it, e.g. "1d,2h"; "default" for the configured ones',
+            'reminders before it, e.g. "1d,2h" or "30m,40s"; "default" for the configured ones',
             option=True,
         ),
     )
@@ -237,9 +248,14 @@ COMMANDS: tuple[Command, ...] = (
         ("emcee", "agenda", "add"),
         "Add an agenda item",
         (
-            Arg("starts", ArgKind.TIME, "start: HH:MM on the event's date, or YYYY-MM-DD HH:MM", required=True),
+            Arg(
+                "starts",
+                ArgKind.TIME,
+                "start: HH:MM (or HH:MM:SS) on the event's date, or YYYY-MM-DD HH:MM",
+                required=True,
+            ),
             Arg("title", ArgKind.TEXT, "the item's title, in quotes", required=True),
-            Arg("ends", ArgKind.TIME, "end time; default: 30 minutes after the start", option=True),
+            Arg("ends", ArgKind.TIME, "end: HH:MM or HH:MM:SS; default: 30 minutes after the start", option=True),
             Arg("kind", ArgKind.CHOICE, "what kind of item; default: talk", choices=_KINDS, option=True),
             Arg("speaker", ArgKind.TEXT, "a speaker's name (repeatable)", option=True, repeat=True),
             Arg("moderator", ArgKind.TEXT, "the panel's moderator", option=True),
@@ -252,14 +268,14 @@ COMMANDS: tuple[Command, ...] = (
     Command(
         ("emcee", "agenda", "move"),
         "Move one agenda item to a new start time",
-        (_ITEM, Arg("to", ArgKind.TIME, "new start: HH:MM", required=True), _event_option()),
+        (_ITEM, Arg("to", ArgKind.TIME, "new start: HH:MM or HH:MM:SS", required=True), _event_option()),
         organizer=True,
     ),
     Command(
         ("emcee", "agenda", "shift"),
         "Shift the current item and every later one, e.g. +10m when running late",
         (
-            Arg("by", ArgKind.DURATION, "how far: +10m, 1h, -5m", required=True),
+            Arg("by", ArgKind.DURATION, "how far: +10m, 1h, -5m, 40s", required=True),
             Arg("from", ArgKind.TEXT, "first item to move; default: the current or next item", option=True),
             _event_option(),
         ),

@@ -9,11 +9,16 @@ import re
 import subprocess
 import sys
 import time
+from datetime import time as dt_time
+from datetime import timedelta
 from pathlib import Path
 
 import pytest
 
+from bot.commands import COMMANDS, ArgKind
+from bot.config import Settings, load_settings
 from bot.demo import run_demo
+from bot.timeparse import parse_duration, parse_wall_time
 
 ROOT = Path(__file__).parent.parent
 
@@ -115,3 +120,34 @@ async def test_the_replayed_evening_shows_real_times_on_a_fast_clock_and_never_g
     assert max(gaps) * speed <= 5.0  # no quiet stretch over 5 s of demo time
     assert "Traceback" not in text
     assert not [record.getMessage() for record in caplog.records if record.levelno >= logging.WARNING]  # none late
+
+
+def test_config_example_shows_the_defaults_it_claims() -> None:
+    """Hardening item 28: config.example.toml says its values are the defaults; loading it gives Settings()."""
+    example = ROOT / "config.example.toml"
+    assert "the values below are the defaults (examples are in comments)" in example.read_text()
+    assert load_settings(example) == Settings()
+
+
+def test_help_of_durations_and_times_shows_seconds() -> None:
+    """Hardening item 28: seconds work in durations ("40s") and times (HH:MM:SS); the help text says so."""
+    timed = [arg for command in COMMANDS for arg in command.args if arg.kind in (ArgKind.DURATION, ArgKind.TIME)]
+    reminders = [arg for command in COMMANDS for arg in command.args if arg.name == "reminders"]
+    assert timed and reminders
+    for arg in timed:
+        shown = re.search(r"\d+s\b", arg.help) if arg.kind is ArgKind.DURATION else "HH:MM:SS" in arg.help
+        assert shown, (arg.name, arg.help)
+    for arg in reminders:
+        assert re.search(r"\d+s\b", arg.help), arg.help
+    assert parse_duration("40s") == timedelta(seconds=40) and parse_wall_time("18:00:30").clock == dt_time(18, 0, 30)
+
+
+def test_readme_documents_reminders_option_and_second_level_input() -> None:
+    """Hardening item 28: README names --reminders on event create/edit and under [reminders], and shows that
+    durations take seconds (40s) and times HH:MM:SS."""
+    readme = (ROOT / "README.md").read_text()
+    rows = {line.split("|")[1].strip(): line for line in readme.splitlines() if line.startswith("| `")}
+    for row in ("`/emcee event create <slug> <title> [--options]`", "`/emcee event edit [event] [--options]`"):
+        assert "--reminders" in rows[row], row
+    assert "--reminders" in rows["`[reminders]`"]
+    assert "`40s`" in readme and "HH:MM:SS" in readme
