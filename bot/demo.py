@@ -30,15 +30,15 @@ from bot.invocation import Actor
 from bot.models import AgendaItem, Event
 from bot.plaintext import format_clock, format_moment
 from bot.timeparse import format_duration, parse_wall_time
-from schedules.runner import Runner
 
 if TYPE_CHECKING:
     from adapters.console import ConsoleAdapter
+    from schedules.runner import Runner
 
 SAMPLE = Path(__file__).parent / "data" / "bookkeeper-2016-06.toml"
 ORGANIZER = Actor("console", "organizer", "organizer")
 
-EVENING_SPEED = 180.0  # the clock's pace during the evening at speed 1 (an hour in 20 s): the replay lasts about 80 s
+EVENING_SPEED = 225.0  # the evening clock's pace at speed 1 (an hour in 16 s): with the RSVPs, about 80 s in all
 CURTAIN = timedelta(minutes=70)  # the clock starts this long before the event: the RSVPs come in at 16:20
 QUIET = 3.0  # seconds at speed 1 the console may stay silent before it says where the clock is
 RUNNING_LATE = timedelta(minutes=10)  # the organizer's shift
@@ -105,12 +105,13 @@ async def run_demo(
 ) -> None:
     """Replay the evening (about 80 s; `speed` > 1 runs it faster), or with `interactive` read commands.
 
-    Files the console writes (the attendee CSV) go to `files`, by default the current folder."""
-    clock = FastClock(curtain()) if interactive is None else None
+    Files the console writes (the attendee CSV) go to `files`, by default the system's temporary folder."""
+    clock = FastClock(curtain())  # the replay's; the interactive demo runs on the system clock
     with tempfile.TemporaryDirectory(prefix="emcee-demo-") as folder:
-        app = build_app(demo_settings(Path(folder)), Secrets(), clock=clock, console_out=out)
+        settings = demo_settings(Path(folder))
+        app = build_app(settings, Secrets(), clock=clock if interactive is None else None, console_out=out)
         console = cast("ConsoleAdapter", app.adapters["console"])
-        console.files = files
+        console.files = files or Path(tempfile.gettempdir())
         app.publisher.edits.interval /= speed
         await app.start()
         try:
@@ -121,7 +122,6 @@ async def run_demo(
                 await app.bus.drain()
                 await console.repl(ORGANIZER, interactive)
                 return
-            assert clock is not None
             await _replay(console, app, clock, speed)
         finally:
             await app.stop()

@@ -9,12 +9,13 @@ import re
 import subprocess
 import sys
 import time
+from datetime import UTC, datetime, timedelta
 from datetime import time as dt_time
-from datetime import timedelta
 from pathlib import Path
 
 import pytest
 
+from bot.clock import FastClock, SystemClock
 from bot.commands import COMMANDS, ArgKind
 from bot.config import Settings, load_settings
 from bot.demo import run_demo
@@ -151,3 +152,18 @@ def test_readme_documents_reminders_option_and_second_level_input() -> None:
         assert "--reminders" in rows[row], row
     assert "--reminders" in rows["`[reminders]`"]
     assert "`40s`" in readme and "HH:MM:SS" in readme
+
+
+def test_timers_follow_the_clock_fast_or_real() -> None:
+    """Hardening item 27: a timer for a moment of the clock fires when the clock reads it: an hour ahead on a
+    3600× clock is a second of system time; the system clock maps a moment to itself; a change of speed
+    does not make the clock jump."""
+    clock = FastClock(datetime(2016, 6, 15, 23, 20, tzinfo=UTC))
+    clock.set_speed(3600)
+    due = clock.system_time(clock.now() + timedelta(hours=1)) - datetime.now(UTC)
+    assert timedelta(seconds=0.9) < due <= timedelta(seconds=1)
+    before = clock.now()
+    clock.set_speed(1)
+    assert timedelta(0) <= clock.now() - before < timedelta(minutes=1)
+    moment = datetime(2016, 6, 16, 1, 0, tzinfo=UTC)
+    assert SystemClock().system_time(moment) == moment
