@@ -197,11 +197,16 @@ def _event_fields(creating: bool) -> tuple[Arg, ...]:
         Arg(
             "starts",
             ArgKind.TIME,
-            f"start: YYYY-MM-DD HH:MM (or HH:MM on the event's date); {DATE_RANGE}",
+            f"start: YYYY-MM-DD HH:MM (or HH:MM on the event's date; HH:MM:SS too); {DATE_RANGE}",
             creating,
             option=True,
         ),
-        Arg("ends", ArgKind.TIME, "end: HH:MM or YYYY-MM-DD HH:MM; default: 3 hours after the start", option=True),
+        Arg(
+            "ends",
+            ArgKind.TIME,
+            "end: HH:MM, HH:MM:SS or YYYY-MM-DD HH:MM; default: 3 hours after the start",
+            option=True,
+        ),
         *title,
         Arg("venue", ArgKind.TEXT, "where it happens", option=True, max_length=LINE_LIMIT),
         Arg("capacity", ArgKind.INT, "seats, guests included; 0 means unlimited", option=True),
@@ -217,7 +222,7 @@ def _event_fields(creating: bool) -> tuple[Arg, ...]:
         Arg(
             "reminders",
             ArgKind.TEXT,
-            f'reminders before it, e.g. "1d,2h", {REMINDER_RANGE}; "default" for the configured ones',
+            f'reminders before it, e.g. "1d,2h" or "30m,40s", {REMINDER_RANGE}; "default" for the configured ones',
             option=True,
             max_length=NAME_LIMIT,
         ),
@@ -281,9 +286,14 @@ COMMANDS: tuple[Command, ...] = (
         ("emcee", "agenda", "add"),
         "Add an agenda item",
         (
-            Arg("starts", ArgKind.TIME, "start: HH:MM on the event's date, or YYYY-MM-DD HH:MM", required=True),
+            Arg(
+                "starts",
+                ArgKind.TIME,
+                "start: HH:MM (or HH:MM:SS) on the event's date, or YYYY-MM-DD HH:MM",
+                required=True,
+            ),
             Arg("title", ArgKind.TEXT, "the item's title, in quotes", required=True, max_length=TITLE_LIMIT),
-            Arg("ends", ArgKind.TIME, "end time; default: 30 minutes after the start", option=True),
+            Arg("ends", ArgKind.TIME, "end: HH:MM or HH:MM:SS; default: 30 minutes after the start", option=True),
             Arg("kind", ArgKind.CHOICE, "what kind of item; default: talk", choices=_KINDS, option=True),
             Arg(
                 "speaker",
@@ -310,14 +320,14 @@ COMMANDS: tuple[Command, ...] = (
     Command(
         ("emcee", "agenda", "move"),
         "Move one agenda item to a new start time",
-        (_ITEM, Arg("to", ArgKind.TIME, "new start: HH:MM", required=True), _event_option()),
+        (_ITEM, Arg("to", ArgKind.TIME, "new start: HH:MM or HH:MM:SS", required=True), _event_option()),
         organizer=True,
     ),
     Command(
         ("emcee", "agenda", "shift"),
         "Shift the current item and every later one, e.g. +10m when running late",
         (
-            Arg("by", ArgKind.DURATION, f"how far: +10m, 1h, -5m; {DURATION_RANGE}", required=True),
+            Arg("by", ArgKind.DURATION, f"how far: +10m, 1h, -5m, 40s; {DURATION_RANGE}", required=True),
             Arg(
                 "from",
                 ArgKind.TEXT,

@@ -1,19 +1,20 @@
 """`emcee demo`: the BookKeeper June 2016 evening, replayed on the console with no tokens or servers.
 
-It imports the sample event into a throw-away SQLite file and compresses its times while it is still
-a draft (an hour of the evening takes HOUR seconds). Then it publishes the event, fills the room past
-its capacity, frees seats to promote waiting parties, and lets the real scheduler play the evening:
-the 1-hour reminder, "starting now", "up next" and the speaker intro for each talk and the panel,
-and, mid-evening, the organizer's "running late" shift, after which the later items fire at their
-new times. Nothing bypasses the scheduler: the event's times and the reminder offsets are scaled,
-and the clock is the real one.
+It imports the sample event into a throw-away SQLite file on its own date and times, on a clock that
+reads 16:20 in San Francisco that day. The organizer publishes it, the room fills past its capacity,
+and freed seats promote waiting parties. Then the clock runs EVENING_SPEED times as fast as the
+system's and the real scheduler plays the evening: the 1-hour reminder, "starting now", "up next" and
+the speaker intro for each talk and the panel, and, mid-evening, the organizer's "running late" shift,
+after which the later items fire at their new times. Quiet stretches say where the clock is.
 """
 
 from __future__ import annotations
 
 import asyncio
-import math
+import contextlib
 import tempfile
+import time
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING, TextIO, cast
@@ -22,21 +23,25 @@ from zoneinfo import ZoneInfo
 from sqlmodel import col, select
 
 from bot.app import App, build_app
+from bot.clock import FastClock
 from bot.config import Secrets, Settings
-from bot.eventfile import import_event_file, read_event_file
+from bot.eventfile import import_event_file, moved, read_event_file
 from bot.invocation import Actor
 from bot.models import AgendaItem, Event
+from bot.plaintext import format_clock, format_moment
 from bot.timeparse import format_duration, parse_wall_time
 
 if TYPE_CHECKING:
     from adapters.console import ConsoleAdapter
+    from schedules.runner import Runner
 
 SAMPLE = Path(__file__).parent / "data" / "bookkeeper-2016-06.toml"
 ORGANIZER = Actor("console", "organizer", "organizer")
 
-HOUR = 15.0  # seconds that one hour of the evening takes at speed 1: the replay lasts about 80 s
-PREPARE = 25.0  # seconds at speed 1 for the announcement and the RSVPs, before the 1-hour reminder
-RUNNING_LATE = timedelta(minutes=10)  # the organizer's shift, in evening time
+EVENING_SPEED = 225.0  # the evening clock's pace at speed 1 (an hour in 16 s): with the RSVPs, about 80 s in all
+CURTAIN = timedelta(minutes=70)  # the clock starts this long before the event: the RSVPs come in at 16:20
+QUIET = 3.0  # seconds at speed 1 the console may stay silent before it says where the clock is
+RUNNING_LATE = timedelta(minutes=10)  # the organizer's shift
 
 # Who RSVPs, in order: the room (6 seats) fills, then three parties queue.
 MEMBERS: tuple[tuple[str, str], ...] = (
@@ -52,6 +57,30 @@ MEMBERS: tuple[tuple[str, str], ...] = (
 CANCELLATIONS = (("bo", "/rsvp no"), ("chen", "/rsvp no"))
 
 
+@dataclass(frozen=True)
+class Evening:
+    """The imported event's times: its zone, and (start, end) of the event, then of each agenda item."""
+
+    zone: str
+    times: tuple[tuple[datetime, datetime], ...]
+
+    def clock(self, moment: datetime) -> str:
+        """'17:25': a moment in the event's zone, to the minute."""
+        return format_clock(moment.replace(second=0, microsecond=0), self.zone)
+
+    def mid_talk(self) -> datetime:
+        """The middle of the item under way halfway through the evening: when the organizer says "we're late"."""
+        (starts_at, ends_at), items = self.times[0], self.times[1:]
+        middle = starts_at + (ends_at - starts_at) / 2
+        start, end = next(item for item in items if item[0] <= middle < item[1])
+        return start + (end - start) / 2
+
+
+def curtain() -> datetime:
+    """When the demo's clock starts: CURTAIN before the sample event, on its own date."""
+    return moved(read_event_file(SAMPLE), None)["event.starts"] - CURTAIN
+
+
 def tomorrow_same_time(now: datetime) -> datetime:
     """The sample's 17:30 start in its own zone, on the day after `now`."""
     spec = read_event_file(SAMPLE).event
@@ -64,24 +93,25 @@ def member(name: str) -> Actor:
     return Actor("console", name, name)
 
 
-def demo_settings(folder: Path, scale: float) -> Settings:
-    """Defaults, a SQLite file in `folder`, and the reminder offsets compressed like the evening."""
-    hour = timedelta(hours=1) * scale
+def demo_settings(folder: Path) -> Settings:
+    """The defaults, with a SQLite file in `folder` and no HTTP server."""
     return Settings.model_validate(
-        {
-            "bot": {"database_url": f"sqlite:///{folder / 'demo.db'}"},
-            "http": {"enabled": False},
-            "reminders": {"event_offsets": [hour], "item_offset": timedelta(minutes=5) * scale, "dm_offset": hour},
-        }
+        {"bot": {"database_url": f"sqlite:///{folder / 'demo.db'}"}, "http": {"enabled": False}}
     )
 
 
-async def run_demo(out: TextIO, interactive: TextIO | None = None, speed: float = 1.0) -> None:
-    """Replay the evening (about 80 s; `speed` > 1 runs it faster), or with `interactive` read commands."""
-    scale = 1.0 if interactive is not None else HOUR / 3600 / speed
+async def run_demo(
+    out: TextIO, interactive: TextIO | None = None, speed: float = 1.0, files: Path | None = None
+) -> None:
+    """Replay the evening (about 80 s; `speed` > 1 runs it faster), or with `interactive` read commands.
+
+    Files the console writes (the attendee CSV) go to `files`, by default the system's temporary folder."""
+    clock = FastClock(curtain())  # the replay's; the interactive demo runs on the system clock
     with tempfile.TemporaryDirectory(prefix="emcee-demo-") as folder:
-        app = build_app(demo_settings(Path(folder), scale), Secrets(), console_out=out)
+        settings = demo_settings(Path(folder))
+        app = build_app(settings, Secrets(), clock=clock if interactive is None else None, console_out=out)
         console = cast("ConsoleAdapter", app.adapters["console"])
+        console.files = files or Path(tempfile.gettempdir())
         app.publisher.edits.interval /= speed
         await app.start()
         try:
@@ -92,29 +122,27 @@ async def run_demo(out: TextIO, interactive: TextIO | None = None, speed: float 
                 await app.bus.drain()
                 await console.repl(ORGANIZER, interactive)
                 return
-            await _replay(console, app, scale, speed)
+            await _replay(console, app, clock, speed)
         finally:
             await app.stop()
 
 
-async def _replay(console: ConsoleAdapter, app: App, scale: float, speed: float) -> None:
-    assert app.runner is not None
+async def _replay(console: ConsoleAdapter, app: App, clock: FastClock, speed: float) -> None:
+    runner = app.runner
+    assert runner is not None
 
     async def step(actor: Actor, line: str) -> None:
         await console.command(actor, line)
         await app.bus.drain()
 
-    clock = app.engine.clock
-    hour = timedelta(hours=1) * scale  # one hour of the evening, compressed
-    slug = await import_event_file(
-        app.engine, SAMPLE, starts_at=clock.now() + timedelta(seconds=PREPARE / speed) + hour
-    )
-    agenda = await compress(app, slug, scale)
+    slug = await import_event_file(app.engine, SAMPLE)
+    evening = await timetable(app, slug)
     await app.bus.drain()
+    opening = format_moment(clock.now().replace(second=0, microsecond=0), evening.zone)
     console.say(
-        f"Imported the sample event as '{slug}', starting in {(agenda[0][1] - clock.now()).total_seconds():.0f} s.\n"
-        f"Its times are compressed: an hour of the evening takes {HOUR / speed:g} s, so the reminders\n"
-        f"below say {format_duration(hour)} for one hour. The scheduler and the clock are the real ones."
+        f"Imported the sample event as '{slug}', on its own date and times. The demo's clock reads\n"
+        f"{opening}: the RSVPs come in, then the clock runs "
+        f"{EVENING_SPEED * speed:g}× as fast as yours\nthrough the evening. The scheduler is the real one."
     )
     console.say("\n=== The organizer publishes the event ===")
     await step(ORGANIZER, f"/emcee event publish {slug}")
@@ -129,39 +157,43 @@ async def _replay(console: ConsoleAdapter, app: App, scale: float, speed: float)
     await step(member("fay"), "/agenda")
 
     console.say("\n=== The evening: the scheduler posts reminders, 'up next' and speaker intros ===")
-    (_, starts_at, ends_at), items = agenda[0], agenda[1:]
-    middle = starts_at + (ends_at - starts_at) / 2
-    _, talk_starts, talk_ends = next(item for item in items if item[1] <= middle < item[2])
-    await asyncio.sleep(max((talk_starts + (talk_ends - talk_starts) / 2 - clock.now()).total_seconds(), 0))
-    minutes = RUNNING_LATE.total_seconds() / 60
-    console.say(f"\n=== The organizer, mid-talk: we're running {minutes:g} minutes late ===")
-    late = math.ceil(RUNNING_LATE.total_seconds() * scale)
-    await step(ORGANIZER, f"/emcee agenda shift +{late}s")
-    await app.runner.settle(everything=True)
-    await app.bus.drain()
+    await runner.stop()  # its timers were set at the system's pace: set them again at the evening's
+    clock.set_speed(EVENING_SPEED * speed)
+    await runner.start()
+    narrator = asyncio.create_task(narrate(console, clock, runner, evening, QUIET / speed))
+    try:
+        await asyncio.sleep(max((evening.mid_talk() - clock.now()) / timedelta(seconds=1) / clock.speed, 0))
+        minutes = RUNNING_LATE / timedelta(minutes=1)
+        console.say(f"\n=== The organizer, mid-talk: we're running {minutes:g} minutes late ===")
+        await step(ORGANIZER, f"/emcee agenda shift +{format_duration(RUNNING_LATE)}")
+        await runner.settle(everything=True)
+        await app.bus.drain()
+    finally:
+        narrator.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await narrator
     await step(ORGANIZER, "/emcee attendees")
     console.say("\nThat was the BookKeeper June 2016 evening. Try it yourself: emcee demo --interactive")
 
 
-async def compress(app: App, slug: str, scale: float) -> list[tuple[str, datetime, datetime]]:
-    """Scale the imported draft's times around its start, to sub-second precision (typed times stop at
-    seconds, and a 5-minute item must keep its length at any speed). Returns (title, start, end) of the
-    event, then of each agenda item in order."""
+async def narrate(console: ConsoleAdapter, clock: FastClock, runner: Runner, evening: Evening, quiet: float) -> None:
+    """Whenever the console has been silent for `quiet` seconds, say where the clock is and where it is going."""
+    while True:
+        wait = console.last_said + quiet - time.monotonic()
+        if wait > 0:
+            await asyncio.sleep(wait)
+            continue
+        upcoming = [post.run_at for post in runner.jobs.values()]
+        target = f" → {evening.clock(min(upcoming))}" if upcoming else ""
+        console.say(f"⏩ {evening.clock(clock.now())}{target} …")
+
+
+async def timetable(app: App, slug: str) -> Evening:
+    """The imported event's zone and times, and those of its agenda items in order."""
     async with app.db.session() as session:
         event = (await session.exec(select(Event).where(Event.slug == slug))).one()
-        anchor = event.starts_at
-
-        def squeeze(moment: datetime) -> datetime:
-            return anchor + (moment - anchor) * scale
-
-        event.ends_at = squeeze(event.ends_at)
-        session.add(event)
-        times = [(event.title, event.starts_at, event.ends_at)]
         items = await session.exec(
             select(AgendaItem).where(AgendaItem.event_id == event.id).order_by(col(AgendaItem.position))
         )
-        for item in items.all():
-            item.starts_at, item.ends_at = squeeze(item.starts_at), squeeze(item.ends_at)
-            session.add(item)
-            times.append((item.title, item.starts_at, item.ends_at))
-    return times
+        times = [(event.starts_at, event.ends_at), *((item.starts_at, item.ends_at) for item in items.all())]
+    return Evening(event.timezone, tuple(times))

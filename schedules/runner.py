@@ -7,8 +7,8 @@ the message from the current state and hands it to the outbox, whose ledger keep
 send per target across restarts and replicas. Posts missed while the bot was down are sent late if
 they are within the grace window; older ones are recorded as skipped.
 
-Run times follow the injected clock: a job fires when the clock reaches its run_at (with the system
-clock, that is simply run_at).
+Run times follow the injected clock: a job fires when the clock reaches its run_at, at the system time
+the clock gives for it (with the system clock, that is simply run_at; a demo's fast clock gets there sooner).
 """
 
 from __future__ import annotations
@@ -43,7 +43,7 @@ log = logging.getLogger(__name__)
 # Posts ready to send: (post, message, targets claimed, targets someone else holds).
 Prepared = list[tuple[PlannedPost, Message, list[Target], list[Target]]]
 
-LATE_AFTER = timedelta(seconds=1)  # a post sent later than this after its run_at is logged as late
+LATE_AFTER = timedelta(seconds=1)  # a post sent this much later than its timer (system time) is logged as late
 LOOKBACK = timedelta(days=1)  # events that ended longer ago than this are not planned at all
 _POLL = 0.01  # seconds between checks in settle()
 
@@ -74,7 +74,7 @@ class Runner:
         )
         logging.getLogger("apscheduler").setLevel(max(logging.getLogger("apscheduler").level, logging.WARNING))
         self._posts: dict[str, PlannedPost] = {}  # the scheduled jobs, by key
-        self._fires_at: dict[str, datetime] = {}  # when each job fires, on the scheduler's (real) clock
+        self._fires_at: dict[str, datetime] = {}  # when each job fires, on the scheduler's (the system's) clock
         self._by_event: defaultdict[int, set[str]] = defaultdict(set)
         self._in_flight: set[str] = set()  # fired, not yet sent
         self._due_posts: list[PlannedPost] = []  # fired, waiting for the next batch
@@ -148,10 +148,9 @@ class Runner:
             scope = set(self._posts) if event_id is None else set(self._by_event.get(event_id, ()))
             for key in scope - desired.keys():
                 self._unschedule(key)
-            skew = self._skew()
             for key, post in desired.items():
                 if self._posts.get(key) != post and key not in self._in_flight:
-                    self._schedule(post, post.run_at + skew)
+                    self._schedule(post, self.clock.system_time(post.run_at))
             if current.missed:
                 await self.ledger.skip_many(
                     ((post.key, target) for post in current.missed for target in post.targets),
@@ -166,10 +165,6 @@ class Runner:
                 )
             self._report()
             return current
-
-    def _skew(self) -> timedelta:
-        """How far the scheduler's clock (the system's) is ahead of ours: nothing, unless a test set ours."""
-        return datetime.now(UTC) - self.clock.now()
 
     def _schedule(self, post: PlannedPost, at: datetime) -> None:
         self.scheduler.add_job(
@@ -285,7 +280,7 @@ class Runner:
         for (post, message), (_, targets) in zip(built, wanted, strict=True):
             mine = claimed[post.key]
             refused = [target for target in targets if target not in mine]
-            if mine and now - post.run_at > LATE_AFTER:
+            if mine and datetime.now(UTC) - self.clock.system_time(post.run_at) > LATE_AFTER:
                 late = now - post.run_at
                 log.warning("post %s is late: due %s ago, within the %s grace", post.key, late, self.rules.grace)
             if mine or refused:
@@ -308,7 +303,7 @@ class Runner:
             return
         async with self._lock:
             if post.key not in self._posts:
-                self._schedule(post, expiry + self._skew())
+                self._schedule(post, self.clock.system_time(expiry))
                 self._report()
 
     # -- state ----------------------------------------------------------------------------------
