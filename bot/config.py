@@ -6,7 +6,9 @@ so `emcee check` and `emcee run` can print it without a traceback.
 
 from __future__ import annotations
 
+import ipaddress
 import os
+import re
 import tomllib
 from dataclasses import dataclass
 from datetime import timedelta
@@ -16,6 +18,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError, ValidationInfo, field_validator
 
+from bot.db import check_database_url
 from bot.timeparse import TimeParseError, parse_duration
 
 
@@ -42,7 +45,25 @@ def _duration(value: Any) -> timedelta:
         raise ValueError(str(exc)) from None
 
 
+_HOST_LABEL = re.compile(r"(?!-)[A-Za-z0-9-]{1,63}(?<!-)")
+MAX_GRACE_MINUTES = 24 * 60
+
+
+def _check_host(host: str) -> str:
+    """An IP address or an RFC 1123 host name, as the HTTP server can bind it."""
+    try:
+        ipaddress.ip_address(host)
+        return host
+    except ValueError:
+        pass
+    if 0 < len(host) <= 253 and all(_HOST_LABEL.fullmatch(label) for label in host.removesuffix(".").split(".")):
+        return host
+    raise ValueError("must be an IP address or a host name, such as 127.0.0.1, 0.0.0.0 or localhost")
+
+
 Zone = Annotated[str, AfterValidator(_check_zone)]
+DatabaseUrl = Annotated[str, AfterValidator(check_database_url)]
+Host = Annotated[str, AfterValidator(_check_host)]
 
 
 class _Section(BaseModel):
@@ -52,8 +73,8 @@ class _Section(BaseModel):
 class BotSettings(_Section):
     name: str = "Emcee"
     timezone: Zone = "UTC"
-    database_url: str = "sqlite:///emcee.db"
-    grace_minutes: int = Field(15, ge=0)
+    database_url: DatabaseUrl = "sqlite:///emcee.db"
+    grace_minutes: int = Field(15, ge=0, le=MAX_GRACE_MINUTES)
     max_guests: int = Field(2, ge=0)
 
 
@@ -85,7 +106,7 @@ class OrganizerSettings(_Section):
 
 class HttpSettings(_Section):
     enabled: bool = True
-    host: str = "127.0.0.1"
+    host: Host = "127.0.0.1"
     port: int = Field(8080, ge=0, le=65535)
     # Where members reach this server (behind a proxy, say); calendar links in cards start with it.
     public_url: str = Field("", validate_default=True)

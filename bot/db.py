@@ -27,6 +27,17 @@ MIGRATIONS = Path(__file__).parent / "migrations"
 _ASYNC_DRIVERS = {"sqlite": "sqlite+aiosqlite", "postgresql": "postgresql+asyncpg", "postgres": "postgresql+asyncpg"}
 
 
+def check_database_url(database_url: str) -> str:
+    """Refuse a URL that is not one or names a database Emcee does not support; return it unchanged."""
+    try:
+        url = make_url(database_url)
+    except sa.exc.ArgumentError:
+        raise ValueError('not a database URL; use "sqlite:///emcee.db" or "postgresql://user@host/emcee"') from None
+    if url.drivername not in _ASYNC_DRIVERS and url.drivername not in _ASYNC_DRIVERS.values():
+        raise ValueError(f"unsupported database '{url.drivername}'; use sqlite:/// or postgresql://")
+    return database_url
+
+
 def async_url(database_url: str) -> str:
     """Map the operator's URL (sqlite:///emcee.db, postgresql://...) to its async driver."""
     url = make_url(database_url)

@@ -1,0 +1,63 @@
+"""Hardening for operators: `emcee check` and `emcee run` as an operator tries them."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from bot.config import ConfigError, load_settings
+
+
+def emcee(*args: str, cwd: Path | None = None, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
+    """Run the `emcee` command as a subprocess, the way an operator does."""
+    return subprocess.run(
+        [sys.executable, "-m", "bot.cli", *args], capture_output=True, text=True, timeout=60, cwd=cwd, env=env
+    )
+
+
+def write_config(tmp_path: Path, text: str) -> Path:
+    path = tmp_path / "emcee.toml"
+    path.write_text(text)
+    return path
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ('[bot]\ndatabase_url = "mysql://u:p@localhost/emcee"', "[bot] database_url: unsupported database 'mysql'"),
+        ('[bot]\ndatabase_url = ""', "[bot] database_url: not a database URL"),
+        ('[bot]\ndatabase_url = "not a url"', "[bot] database_url: not a database URL"),
+        ('[http]\nhost = "my host!"', "[http] host: must be an IP address or a host name"),
+        ('[http]\nhost = ""', "[http] host: must be an IP address or a host name"),
+        ("[bot]\ngrace_minutes = 9223372036854775807", "[bot] grace_minutes: Input should be less than or equal to"),
+    ],
+)
+def test_check_refuses_settings_that_run_cannot_use(tmp_path: Path, text: str, expected: str) -> None:
+    """Hardening item 19: `emcee check` refuses what `emcee run` would die on, naming the key and what is allowed."""
+    path = write_config(tmp_path, text)
+    with pytest.raises(ConfigError) as info:
+        load_settings(path)
+    assert f"{path}: {expected}" in str(info.value)
+    result = emcee("check", "--config", str(path))
+    assert result.returncode != 0
+    assert expected in result.stderr
+    assert "config OK" not in result.stdout and "Traceback" not in result.stderr
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        '[bot]\ndatabase_url = "sqlite:///emcee.db"',
+        '[bot]\ndatabase_url = "postgresql://emcee@db.internal:5432/emcee"',
+        '[http]\nhost = "0.0.0.0"',
+        '[http]\nhost = "::1"',
+        '[http]\nhost = "bot-1.internal.example.org"',
+        "[bot]\ngrace_minutes = 1440",
+    ],
+)
+def test_usable_settings_still_pass(tmp_path: Path, text: str) -> None:
+    """Hardening item 19: the new checks accept every supported database, host form and grace up to a day."""
+    load_settings(write_config(tmp_path, text))
