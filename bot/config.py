@@ -43,6 +43,8 @@ def _duration(value: Any) -> timedelta:
         return parse_duration(value)
     except TimeParseError as exc:
         raise ValueError(str(exc)) from None
+    except OverflowError:
+        raise ValueError(f"'{value}' is longer than any duration Emcee can hold") from None
 
 
 _HOST_LABEL = re.compile(r"(?!-)[A-Za-z0-9-]{1,63}(?<!-)")
@@ -234,13 +236,25 @@ def load_settings(path: Path | None) -> Settings:
     if path is None:
         return Settings()
     try:
-        text = path.read_text(encoding="utf-8")
-    except FileNotFoundError:
-        raise ConfigError(f"{path}: no such config file (copy config.example.toml to start one)") from None
-    except OSError as exc:
-        raise ConfigError(f"{path}: cannot read: {exc.strerror}") from None
-    try:
-        data = tomllib.loads(text)
+        return parse_settings(tomllib.loads(_read(path)), str(path))
+    except ConfigError:
+        raise
     except tomllib.TOMLDecodeError as exc:
         raise ConfigError(f"{path}: not valid TOML: {exc}") from None
-    return parse_settings(data, str(path))
+    except RecursionError:
+        raise ConfigError(f"{path}: not a usable config: values are nested too deeply") from None
+    except Exception as exc:  # whatever else a strange file sets off, the operator sees one line, not a traceback
+        raise ConfigError(f"{path}: not a usable config: {type(exc).__name__}: {exc}") from None
+
+
+def _read(path: Path) -> str:
+    try:
+        return path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise ConfigError(f"{path}: no such config file (copy config.example.toml to start one)") from None
+    except IsADirectoryError:
+        raise ConfigError(f"{path}: is a folder, not a config file") from None
+    except UnicodeDecodeError as exc:
+        raise ConfigError(f"{path}: not UTF-8 text (byte {exc.start}); save the config as UTF-8 TOML") from None
+    except OSError as exc:
+        raise ConfigError(f"{path}: cannot read: {exc.strerror}") from None

@@ -61,3 +61,26 @@ def test_check_refuses_settings_that_run_cannot_use(tmp_path: Path, text: str, e
 def test_usable_settings_still_pass(tmp_path: Path, text: str) -> None:
     """Hardening item 19: the new checks accept every supported database, host form and grace up to a day."""
     load_settings(write_config(tmp_path, text))
+
+
+@pytest.mark.parametrize(
+    ("content", "expected"),
+    [
+        (b"\x89PNG\r\n\x1a\n\x00\x00\x00\rIHDR\xff\xfe", "not UTF-8 text"),
+        ('[bot]\nname = "Caf\xe9"\n'.encode("latin-1"), "not UTF-8 text"),
+        (b'[reminders]\nitem_offset = "99999999999d"\n', "[reminders] item_offset"),
+        (b"[bot]\nname = " + b"[" * 5000 + b"]" * 5000 + b"\n", "nested too deeply"),
+    ],
+)
+def test_check_turns_any_unreadable_config_into_one_error_line(tmp_path: Path, content: bytes, expected: str) -> None:
+    """Hardening item 20: a binary, non-UTF-8, overflowing or absurdly nested config is one clear error naming the
+    file, never a traceback."""
+    path = tmp_path / "emcee.toml"
+    path.write_bytes(content)
+    with pytest.raises(ConfigError) as info:
+        load_settings(path)
+    assert str(info.value).startswith(f"{path}: ") and expected in str(info.value)
+    result = emcee("check", "--config", str(path))
+    assert result.returncode != 0
+    assert "Traceback" not in result.stderr
+    assert [line for line in result.stderr.splitlines() if line] == [f"error: {info.value}"]
