@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from bot.config import ConfigError, Secrets, Settings, load_settings
-from bot.db import SchemaOutOfDate
+from bot.db import DatabaseUnusable, SchemaOutOfDate
 
 if TYPE_CHECKING:
     from bot.engine import Engine
@@ -228,7 +228,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     )
     try:
         return asyncio.run(_dispatch(args))
-    except (ConfigError, SchemaOutOfDate) as exc:
+    except (ConfigError, SchemaOutOfDate, DatabaseUnusable) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:

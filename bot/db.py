@@ -9,7 +9,8 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import AsyncIterator
+import os
+from collections.abc import AsyncIterator, Iterator
 from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
@@ -19,7 +20,7 @@ from alembic import command
 from alembic.config import Config as AlembicConfig
 from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
-from sqlalchemy.engine import make_url
+from sqlalchemy.engine import URL, make_url
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 from sqlmodel.ext.asyncio.session import AsyncSession
 
@@ -91,8 +92,9 @@ class Database:
         """Bring the schema to `revision` with Alembic."""
         config = AlembicConfig()
         config.set_main_option("script_location", str(MIGRATIONS))
-        async with self.engine.begin() as connection:
-            await connection.run_sync(_run_upgrade, config, revision)
+        with self.explained():
+            async with self.engine.begin() as connection:
+                await connection.run_sync(_run_upgrade, config, revision)
 
     async def prepare(self) -> None:
         """At startup: migrate a SQLite file in place; on PostgreSQL, where several processes may start
@@ -100,13 +102,24 @@ class Database:
         if self.is_sqlite:
             await self.upgrade()
             return
-        async with self.engine.connect() as connection:
-            current = await connection.run_sync(_current_revision)
+        with self.explained():
+            async with self.engine.connect() as connection:
+                current = await connection.run_sync(_current_revision)
         head = ScriptDirectory(str(MIGRATIONS)).get_current_head()
         if current != head:
             raise SchemaOutOfDate(
                 f"the database schema is at {current or 'nothing'}, not {head}: run `emcee db upgrade`"
             )
+
+    @contextlib.contextmanager
+    def explained(self) -> Iterator[None]:
+        """Turn a failure to open or reach the database into DatabaseUnusable, which says how to fix it."""
+        try:
+            yield
+        except (sa.exc.OperationalError, sa.exc.DatabaseError, sa.exc.InterfaceError, OSError) as exc:
+            url = make_url(self.url)
+            problem = _sqlite_problem(url, exc) if self.is_sqlite else _postgres_problem(url, exc)
+            raise DatabaseUnusable(f"{problem}, or change [bot] database_url") from None
 
     async def ping(self) -> None:
         async with self.engine.connect() as connection:
@@ -118,6 +131,33 @@ class Database:
 
 class SchemaOutOfDate(Exception):
     """The database needs `emcee db upgrade` before the bot can run."""
+
+
+class DatabaseUnusable(Exception):
+    """The database cannot be opened or reached; str() says what is wrong and how to fix it."""
+
+
+def _sqlite_problem(url: URL, exc: Exception) -> str:
+    path = Path(url.database or "")
+    folder = path.parent
+    if path.is_dir():
+        return f"{path} is a folder, not a database file: name a file in it, e.g. sqlite:///{path / 'emcee.db'}"
+    if not folder.is_dir():
+        return f"the folder {folder} does not exist: create it (mkdir -p {folder})"
+    if not os.access(folder, os.W_OK) or (path.exists() and not os.access(path, os.W_OK)):
+        return f"the bot's user cannot write {path} and its folder {folder}: give it write access"
+    if isinstance(exc, sa.exc.DatabaseError) and "not a database" in str(exc.orig):
+        return f"{path} is not a SQLite database: move it away or name another file"
+    return f"cannot open the SQLite database {path}: {_reason(exc)}"
+
+
+def _postgres_problem(url: URL, exc: Exception) -> str:
+    where = f"{url.host or 'localhost'}:{url.port or 5432}"
+    return f"cannot connect to PostgreSQL at {where}: {_reason(exc)}; check that the server runs and accepts the bot"
+
+
+def _reason(exc: Exception) -> str:
+    return str(exc.orig if isinstance(exc, sa.exc.DBAPIError) else exc).strip()
 
 
 def _current_revision(connection: sa.Connection) -> str | None:

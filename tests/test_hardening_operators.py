@@ -84,3 +84,44 @@ def test_check_turns_any_unreadable_config_into_one_error_line(tmp_path: Path, c
     assert result.returncode != 0
     assert "Traceback" not in result.stderr
     assert [line for line in result.stderr.splitlines() if line] == [f"error: {info.value}"]
+
+
+EXAMPLE_EVENT = Path(__file__).parent.parent / "examples" / "bookkeeper-2016-06.toml"
+
+
+def unusable_database(tmp_path: Path, kind: str) -> tuple[str, str]:
+    """A database_url that cannot be used, and the words of the fix that the operator must be told."""
+    if kind == "missing folder":
+        return f"sqlite:///{tmp_path / 'nowhere' / 'emcee.db'}", f"the folder {tmp_path / 'nowhere'} does not exist"
+    if kind == "not sqlite":
+        (tmp_path / "notes.db").write_text("these are notes, not a database " * 10)
+        return f"sqlite:///{tmp_path / 'notes.db'}", f"{tmp_path / 'notes.db'} is not a SQLite database"
+    if kind == "a folder":
+        (tmp_path / "data").mkdir()
+        return f"sqlite:///{tmp_path / 'data'}", f"{tmp_path / 'data'} is a folder, not a database file"
+    return "postgresql://emcee@127.0.0.1:1/emcee", "cannot connect to PostgreSQL at 127.0.0.1:1"
+
+
+@pytest.mark.parametrize("kind", ["missing folder", "not sqlite", "a folder", "postgresql unreachable"])
+def test_db_upgrade_explains_an_unusable_database(tmp_path: Path, kind: str) -> None:
+    """Hardening item 21: `emcee db upgrade` says what is wrong with the database and how to fix it."""
+    url, expected = unusable_database(tmp_path, kind)
+    result = emcee("db", "upgrade", "--config", str(write_config(tmp_path, f'[bot]\ndatabase_url = "{url}"\n')))
+    assert result.returncode != 0
+    assert "Traceback" not in result.stderr
+    assert expected in result.stderr and "[bot] database_url" in result.stderr
+
+
+@pytest.mark.parametrize(
+    "command",
+    [("run",), ("import", str(EXAMPLE_EVENT)), ("export", "ics"), ("db", "upgrade")],
+    ids=["run", "import", "export", "db upgrade"],
+)
+def test_every_command_explains_a_missing_database_folder(tmp_path: Path, command: tuple[str, ...]) -> None:
+    """Hardening item 21: run, import and export also answer an unusable database with the fix, not a traceback."""
+    url, expected = unusable_database(tmp_path, "missing folder")
+    config = write_config(tmp_path, f'[bot]\ndatabase_url = "{url}"\n[http]\nport = 0\n')
+    result = emcee(*command, "--config", str(config), cwd=tmp_path)
+    assert result.returncode != 0
+    assert "Traceback" not in result.stderr
+    assert expected in result.stderr
