@@ -113,11 +113,17 @@ class Database:
 
     @contextlib.contextmanager
     def explained(self) -> Iterator[None]:
-        """Turn a failure to open or reach the database into DatabaseUnusable, which says how to fix it."""
+        """Turn a failure to open or reach the database into DatabaseUnusable, which says how to fix it.
+
+        A SQLite file that cannot be opened is caught before connecting: aiosqlite's failed connect
+        leaves a worker thread that may call into the event loop after it closed.
+        """
+        url = make_url(self.url)
+        if self.is_sqlite and (problem := _sqlite_file_problem(_sqlite_path(url))):
+            raise DatabaseUnusable(f"{problem}, or change [bot] database_url")
         try:
             yield
         except (sa.exc.OperationalError, sa.exc.DatabaseError, sa.exc.InterfaceError, OSError) as exc:
-            url = make_url(self.url)
             problem = _sqlite_problem(url, exc) if self.is_sqlite else _postgres_problem(url, exc)
             raise DatabaseUnusable(f"{problem}, or change [bot] database_url") from None
 
@@ -137,8 +143,17 @@ class DatabaseUnusable(Exception):
     """The database cannot be opened or reached; str() says what is wrong and how to fix it."""
 
 
-def _sqlite_problem(url: URL, exc: Exception) -> str:
-    path = Path(url.database or "")
+def _sqlite_path(url: URL) -> Path | None:
+    """The file behind a SQLite URL; None for an in-memory database."""
+    database = url.database or ""
+    if url.query.get("uri"):
+        database = database.removeprefix("file:")
+    return Path(database) if database and database != ":memory:" else None
+
+
+def _sqlite_file_problem(path: Path | None) -> str | None:
+    if path is None:
+        return None
     folder = path.parent
     if path.is_dir():
         return f"{path} is a folder, not a database file: name a file in it, e.g. sqlite:///{path / 'emcee.db'}"
@@ -146,6 +161,11 @@ def _sqlite_problem(url: URL, exc: Exception) -> str:
         return f"the folder {folder} does not exist: create it (mkdir -p {folder})"
     if not os.access(folder, os.W_OK) or (path.exists() and not os.access(path, os.W_OK)):
         return f"the bot's user cannot write {path} and its folder {folder}: give it write access"
+    return None
+
+
+def _sqlite_problem(url: URL, exc: Exception) -> str:
+    path = _sqlite_path(url)
     if isinstance(exc, sa.exc.DatabaseError) and "not a database" in str(exc.orig):
         return f"{path} is not a SQLite database: move it away or name another file"
     return f"cannot open the SQLite database {path}: {_reason(exc)}"
