@@ -14,7 +14,7 @@ from typing import TextIO
 
 from bot.clock import Clock, SystemClock
 from bot.config import Secrets, Settings
-from bot.db import Database
+from bot.db import Database, DatabaseReadOnly
 from bot.effects import EffectBus
 from bot.engine import Engine
 from bot.feeds import CalendarFeeds
@@ -69,6 +69,8 @@ class App:
         try:
             await self.db.ping()
             checks["database"] = "ok"
+        except DatabaseReadOnly:
+            checks["database"] = "read-only"
         except Exception as exc:
             checks["database"] = f"unreachable: {type(exc).__name__}"
         for platform, adapter in self.adapters.items():

@@ -9,7 +9,9 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 import os
+import sqlite3
 from collections.abc import AsyncIterator, Iterator
 from contextlib import asynccontextmanager
 from pathlib import Path
@@ -24,7 +26,10 @@ from sqlalchemy.engine import URL, make_url
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 from sqlmodel.ext.asyncio.session import AsyncSession
 
+log = logging.getLogger(__name__)
+
 MIGRATIONS = Path(__file__).parent / "migrations"
+PG_READ_ONLY_TRANSACTION = "25006"  # SQLSTATE read_only_sql_transaction (a replica, or default_transaction_read_only)
 _ASYNC_DRIVERS = {"sqlite": "sqlite+aiosqlite", "postgresql": "postgresql+asyncpg", "postgres": "postgresql+asyncpg"}
 
 
@@ -78,15 +83,30 @@ class Database:
             options["max_overflow"] = 20
         self.engine = create_async_engine(self.url, **options)
         self._turns = asyncio.Lock() if self.is_sqlite else contextlib.nullcontext()
+        self._read_only_reported = False
         if self.is_sqlite:
             _sqlite_immediate(self.engine)
 
     @asynccontextmanager
     async def session(self) -> AsyncIterator[AsyncSession]:
         """A session inside one transaction: committed on success, rolled back on any error."""
-        async with self._turns, AsyncSession(self.engine, expire_on_commit=False) as session:
-            async with session.begin():
-                yield session
+        with self._writes_refused():
+            async with self._turns, AsyncSession(self.engine, expire_on_commit=False) as session:
+                async with session.begin():
+                    yield session
+
+    @contextlib.contextmanager
+    def _writes_refused(self) -> Iterator[None]:
+        """Raise DatabaseReadOnly for a write the database refuses, and tell the operator once."""
+        try:
+            yield
+        except sa.exc.DBAPIError as exc:
+            if not _is_read_only(exc.orig):
+                raise
+            if not self._read_only_reported:
+                self._read_only_reported = True
+                log.error("the database is read-only (%s): nothing can change until it is writable again", exc.orig)
+            raise DatabaseReadOnly("the database is read-only") from None
 
     async def upgrade(self, revision: str = "head") -> None:
         """Bring the schema to `revision` with Alembic."""
@@ -128,8 +148,14 @@ class Database:
             raise DatabaseUnusable(f"{problem}, or change [bot] database_url") from None
 
     async def ping(self) -> None:
-        async with self.engine.connect() as connection:
-            await connection.execute(sa.text("SELECT 1"))
+        """Check that the database answers and takes writes: an update that is rolled back."""
+        with self._writes_refused():
+            async with self._turns, self.engine.connect() as connection:
+                transaction = await connection.begin()
+                try:
+                    await connection.execute(sa.text("UPDATE alembic_version SET version_num = version_num"))
+                finally:
+                    await transaction.rollback()
 
     async def close(self) -> None:
         await self.engine.dispose()
@@ -137,6 +163,16 @@ class Database:
 
 class SchemaOutOfDate(Exception):
     """The database needs `emcee db upgrade` before the bot can run."""
+
+
+class DatabaseReadOnly(Exception):
+    """The database refuses writes: a read-only file or mount, or a PostgreSQL replica."""
+
+
+def _is_read_only(error: BaseException | None) -> bool:
+    if isinstance(error, sqlite3.Error):
+        return error.sqlite_errorcode & 0xFF == sqlite3.SQLITE_READONLY
+    return getattr(error, "sqlstate", None) == PG_READ_ONLY_TRANSACTION
 
 
 class DatabaseUnusable(Exception):

@@ -24,7 +24,7 @@ from bot.agenda import AgendaEditor
 from bot.clock import Clock
 from bot.commands import Command, Registry, UsageError
 from bot.config import Settings
-from bot.db import Database
+from bot.db import Database, DatabaseReadOnly
 from bot.effects import (
     AgendaChanged,
     CardPosted,
@@ -36,7 +36,7 @@ from bot.effects import (
     SeatsChanged,
 )
 from bot.invocation import Actor, ChannelRef, Invocation
-from bot.messages import INTERNAL_ERROR, EventList, Reply, refusal
+from bot.messages import INTERNAL_ERROR, READ_ONLY, EventList, Reply, refusal
 from bot.metrics import CommandOutcome, Metrics
 from bot.models import Event, EventStatus, Rsvp, RsvpStatus, Speaker
 from bot.plaintext import format_moment
@@ -127,6 +127,8 @@ class Engine:
                 outcome = await self._handlers[command.path](session, invocation)
         except UsageError as exc:
             return self._refusal(exc, command), CommandOutcome.REFUSED
+        except DatabaseReadOnly:  # the database logged it once; each sender hears why
+            return READ_ONLY, CommandOutcome.ERROR
         except Exception:
             log.exception("command /%s failed", command.name)
             return INTERNAL_ERROR, CommandOutcome.ERROR

@@ -2,13 +2,19 @@
 
 from __future__ import annotations
 
+import logging
 import subprocess
 import sys
 from pathlib import Path
 
+import aiohttp
 import pytest
+from conftest import ORGANIZER, database_url, make_settings, snapshot
 
-from bot.config import ConfigError, load_settings
+from adapters.console import ConsoleAdapter
+from bot.app import build_app
+from bot.config import ConfigError, Secrets, load_settings
+from bot.db import Database
 
 
 def emcee(*args: str, cwd: Path | None = None, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
@@ -125,3 +131,61 @@ def test_every_command_explains_a_missing_database_folder(tmp_path: Path, comman
     assert result.returncode != 0
     assert "Traceback" not in result.stderr
     assert expected in result.stderr
+
+
+async def read_only_url(tmp_path: Path) -> str:
+    """A migrated SQLite file, then opened read-only (as a read-only mount or file would be)."""
+    db = Database(database_url(tmp_path))
+    await db.upgrade()
+    await db.close()
+    return f"sqlite:///file:{tmp_path / 'emcee.db'}?mode=ro&uri=true"
+
+
+async def test_healthz_reports_a_read_only_database(tmp_path: Path) -> None:
+    """Hardening item 22: /healthz tries a write (rolled back), so a read-only database is unhealthy, not ok."""
+    settings = make_settings(bot={"database_url": await read_only_url(tmp_path)}, http={"port": 0})
+    app = build_app(settings, Secrets(), adapters={"console": ConsoleAdapter()})
+    await app.start()
+    try:
+        assert app.http is not None
+        async with aiohttp.ClientSession() as client, client.get(f"{app.http.url}/healthz") as response:
+            body = await response.json()
+        assert response.status == 503
+        assert body["checks"]["database"] == "read-only"
+    finally:
+        await app.stop()
+
+
+async def test_healthz_write_check_leaves_a_writable_database_unchanged(tmp_path: Path) -> None:
+    """Hardening item 22: the health check's write is rolled back, so a healthy database is ok and unchanged."""
+    settings = make_settings(bot={"database_url": database_url(tmp_path)}, http={"port": 0})
+    app = build_app(settings, Secrets(), adapters={"console": ConsoleAdapter()})
+    await app.start()
+    try:
+        before = await snapshot(app.db)
+        assert (await app.health())["database"] == "ok"
+        assert await snapshot(app.db) == before
+    finally:
+        await app.stop()
+
+
+async def test_commands_say_the_database_is_read_only_and_log_it_once(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Hardening item 22: on a read-only database a command answers that nothing can change for that reason,
+    and the operator's log says so once, not with a traceback per command."""
+    settings = make_settings(bot={"database_url": await read_only_url(tmp_path)})
+    app = build_app(settings, Secrets(), adapters={}, with_http=False)
+    await app.start()
+    try:
+        line = '/emcee event create bk "BookKeeper" --starts 2026-06-15 18:00'
+        with caplog.at_level(logging.INFO):
+            replies = [await app.engine.handle_text(ORGANIZER, None, line) for _ in range(3)]
+    finally:
+        await app.stop()
+    for reply in replies:
+        assert not reply.ok
+        assert "read-only" in reply.text and "nothing was changed" in reply.text
+    read_only_logs = [record for record in caplog.records if "read-only" in record.getMessage()]
+    assert len(read_only_logs) == 1
+    assert not any(record.exc_info for record in caplog.records)
