@@ -15,6 +15,11 @@ if TYPE_CHECKING:
     from bot.engine import Engine
 
 
+class PlatformUnreachable(Exception):
+    """start() could not reach the platform over the network (DNS, refused, timed out): worth retrying,
+    unlike a rejected token. str() names the platform and the address."""
+
+
 class Adapter(Protocol):
     platform: str
 

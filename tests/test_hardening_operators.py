@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
+import os
+import signal
+import socket
 import subprocess
 import sys
 from pathlib import Path
@@ -10,7 +14,10 @@ from pathlib import Path
 import aiohttp
 import pytest
 from conftest import ORGANIZER, database_url, make_settings, snapshot
+from fakes.slack import FakeSlack
+from slack_harness import SECRETS as SLACK_SECRETS
 
+import bot.app
 from adapters.console import ConsoleAdapter
 from bot.app import build_app
 from bot.config import ConfigError, Secrets, load_settings
@@ -189,3 +196,90 @@ async def test_commands_say_the_database_is_read_only_and_log_it_once(
     read_only_logs = [record for record in caplog.records if "read-only" in record.getMessage()]
     assert len(read_only_logs) == 1
     assert not any(record.exc_info for record in caplog.records)
+
+
+def closed_port() -> int:
+    """A 127.0.0.1 port with nothing listening on it (bound, then released)."""
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+async def read_until(stream: asyncio.StreamReader, marker: str, seen: list[str]) -> str:
+    """Read lines into `seen` until one holds `marker`; return the text after it."""
+    async with asyncio.timeout(30):
+        while True:
+            line = (await stream.readline()).decode()
+            assert line, f"emcee run ended before {marker!r}: {''.join(seen)}"
+            seen.append(line)
+            if marker in line:
+                return line.split(marker)[1].strip()
+
+
+async def test_run_keeps_serving_when_slack_and_discord_are_unreachable(tmp_path: Path) -> None:
+    """Hardening item 23: with Slack and Discord unreachable at start, `emcee run` names each platform, keeps the
+    console and the HTTP server up, reports both platforms down on /healthz, keeps retrying, and stops cleanly,
+    with no traceback, no unclosed session and no warning about the token."""
+    port = closed_port()
+    config = write_config(
+        tmp_path,
+        f'[bot]\ndatabase_url = "{database_url(tmp_path)}"\n[http]\nport = 0\n'
+        f'[slack]\nenabled = true\napi_base_url = "http://127.0.0.1:{port}/api/"\n'
+        f'[discord]\nenabled = true\napi_base_url = "http://127.0.0.1:{port}/api/v10"\n'
+        f'gateway_url = "ws://127.0.0.1:{port}/"\n',
+    )
+    env = {**os.environ, "SLACK_BOT_TOKEN": "xoxb-1", "SLACK_APP_TOKEN": "xapp-1", "DISCORD_TOKEN": "d.t.x"}
+    process = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "bot.cli", "run", "--config", str(config),
+        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.STDOUT, env=env,
+    )  # fmt: skip
+    assert process.stdout is not None
+    seen: list[str] = []
+    try:
+        url = await read_until(process.stdout, "HTTP server listening on ", seen)
+        async with aiohttp.ClientSession() as client, client.get(f"{url}/healthz") as response:
+            body = await response.json()
+        assert response.status == 503
+        assert body["checks"] == {"database": "ok", "console": "ok", "slack": "disconnected", "discord": "disconnected"}
+        await read_until(process.stdout, "cannot reach Slack", seen)  # a retry, after the first attempt's line
+    finally:
+        process.send_signal(signal.SIGTERM)
+        async with asyncio.timeout(30):
+            seen.append((await process.stdout.read()).decode())
+            code = await process.wait()
+    output = "".join(seen)
+    assert code == 0
+    assert f"cannot reach Slack at http://127.0.0.1:{port}/api/" in output
+    assert f"cannot reach Discord at http://127.0.0.1:{port}/api/v10" in output
+    for noise in ("Traceback", "Unclosed client session", "token will be unused", "ERROR"):
+        assert noise not in output
+
+
+async def test_a_platform_unreachable_at_start_connects_once_it_is_up(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Hardening item 23: the app keeps trying a platform it could not reach, and /healthz says ok once it
+    connects; Bolt is given the token once, so it never warns that the token goes unused."""
+    monkeypatch.setattr(bot.app, "FIRST_RETRY", 0.05)
+    monkeypatch.setenv("SLACK_BOT_TOKEN", SLACK_SECRETS.slack_bot_token or "")
+    port = closed_port()
+    settings = make_settings(
+        bot={"database_url": database_url(tmp_path)},
+        http={"port": 0},
+        slack={"enabled": True, "mode": "http", "api_base_url": f"http://127.0.0.1:{port}/api/"},
+        console={"enabled": False},
+    )
+    app = build_app(settings, SLACK_SECRETS)
+    await app.start()
+    try:
+        assert (await app.health())["slack"] == "disconnected"
+        async with FakeSlack(port=port) as fake:
+            async with asyncio.timeout(10):
+                while not app.adapters["slack"].connected:
+                    await asyncio.sleep(0.02)
+            assert (await app.health())["slack"] == "ok"
+            assert fake.calls_to("auth.test")
+    finally:
+        await app.stop()
+    assert "cannot reach Slack" in caplog.text
+    assert "token will be unused" not in caplog.text

@@ -29,6 +29,7 @@ import time
 from collections.abc import Iterator
 from typing import TYPE_CHECKING, Any
 
+import aiohttp
 import discord
 from discord import app_commands
 from sqlmodel import col, or_
@@ -44,6 +45,7 @@ from bot.messages import INTERNAL_ERROR, Attachment, EventCard, Message, Reply, 
 from bot.metrics import CommandOutcome
 from bot.models import Event
 from bot.plaintext import format_moment, shorten
+from bot.ports import PlatformUnreachable
 
 if TYPE_CHECKING:
     from bot.engine import Engine
@@ -148,6 +150,10 @@ class DiscordAdapter:
         except discord.LoginFailure:
             await self.stop()
             raise RuntimeError("Discord rejected DISCORD_TOKEN (reset it on the Developer Portal's Bot page)") from None
+        except (aiohttp.ClientError, OSError, TimeoutError) as exc:
+            await self.stop()
+            reason = str(exc) or type(exc).__name__
+            raise PlatformUnreachable(f"cannot reach Discord at {self.settings.api_base_url}: {reason}") from None
         await self._sync()
         self._runner = asyncio.create_task(client.connect(reconnect=True))
         ready = asyncio.create_task(client.wait_until_ready())
@@ -157,7 +163,7 @@ class DiscordAdapter:
             if isinstance(error, AttributeError) and error.__context__ is not None:
                 error = error.__context__  # discord.py trips over its own retry when the first connect fails
             await self.stop()
-            raise RuntimeError(f"cannot connect to the Discord gateway at {self.settings.gateway_url}: {error}")
+            raise PlatformUnreachable(f"cannot reach the Discord gateway at {self.settings.gateway_url}: {error}")
         if not ready.done():
             ready.cancel()
             log.warning(

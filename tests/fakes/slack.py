@@ -83,7 +83,7 @@ class FakeSlack:
     Mode clients before leaving the block, or they will try to reconnect to a server that is gone.
     """
 
-    def __init__(self) -> None:
+    def __init__(self, port: int = 0) -> None:
         self.calls: list[Call] = []
         self.responses: list[ResponseUrlPost] = []
         # Channel messages by ts, as last posted or updated; each also carries its "channel".
@@ -114,11 +114,12 @@ class FakeSlack:
         app.router.add_post("/upload/{file_id}", self._upload)
         app.router.add_get("/socket", self._socket)
         self._runner = web.AppRunner(app, access_log=None, shutdown_timeout=0.5)
+        self._listen = port  # 0: a free port; a given one stands for Slack coming back where it was expected
         self._port: int | None = None
 
     async def __aenter__(self) -> FakeSlack:
         await self._runner.setup()
-        await web.TCPSite(self._runner, "127.0.0.1", 0).start()
+        await web.TCPSite(self._runner, "127.0.0.1", self._listen).start()
         self._port = self._runner.addresses[0][1]
         return self
 
