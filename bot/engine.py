@@ -59,6 +59,20 @@ class Outcome:
 Handler = Callable[[AsyncSession, Invocation], Awaitable[Outcome]]
 
 
+class UnknownEvent(UsageError):
+    """No event matches `ref` (None: there is no upcoming event). The message points chat users to /events;
+    the command line names its own way with `listing`."""
+
+    def __init__(self, ref: str | None, listing: str = "/events") -> None:
+        self.ref = ref
+        super().__init__(self.saying(listing))
+
+    def saying(self, listing: str) -> str:
+        if self.ref is None:
+            return f"there is no upcoming event; name one, or see {listing}"
+        return f"no event called '{self.ref}'; see {listing}"
+
+
 class Engine:
     def __init__(
         self,
@@ -171,7 +185,7 @@ class Engine:
         if ref is None:
             event = (await session.exec(self.upcoming(organizer))).first()
             if event is None:
-                raise UsageError("there is no upcoming event; name one, or see /events")
+                raise UnknownEvent(None)
             return event
         exact = (await session.exec(select(Event).where(Event.slug == ref))).first()
         if exact:
@@ -181,7 +195,7 @@ class Engine:
             return matches[0]
         if matches:
             raise UsageError(f"'{ref}' matches {', '.join(e.slug for e in matches)}; say which")
-        raise UsageError(f"no event called '{ref}'; see /events")
+        raise UnknownEvent(ref)
 
     # -- member commands ----------------------------------------------------------------------
 

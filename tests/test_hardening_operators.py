@@ -283,3 +283,64 @@ async def test_a_platform_unreachable_at_start_connects_once_it_is_up(
         await app.stop()
     assert "cannot reach Slack" in caplog.text
     assert "token will be unused" not in caplog.text
+
+
+def cli_config(tmp_path: Path) -> Path:
+    return write_config(tmp_path, f'[bot]\ndatabase_url = "{database_url(tmp_path)}"\n')
+
+
+def test_export_of_an_unknown_event_names_the_cli_way_to_list_events(tmp_path: Path) -> None:
+    """Hardening item 25: on the command line, an unknown slug points to `emcee events`, not to a chat command."""
+    config = cli_config(tmp_path)
+    result = emcee("export", "ics", "nope", "--config", str(config), cwd=tmp_path)
+    assert result.returncode == 1
+    assert "no event called 'nope'" in result.stderr
+    assert "emcee events" in result.stderr and "/events" not in result.stderr.replace("emcee events", "")
+    assert not list(tmp_path.glob("*.ics"))
+
+
+def test_events_lists_every_event_with_its_slug_and_state(tmp_path: Path) -> None:
+    """Hardening item 25: `emcee events` lists the events with slugs and states; an empty database says so."""
+    config = cli_config(tmp_path)
+    empty = emcee("events", "--config", str(config), cwd=tmp_path)
+    assert empty.returncode == 0 and "no events yet" in empty.stdout
+    assert emcee("import", str(EXAMPLE_EVENT), "--config", str(config), cwd=tmp_path).returncode == 0
+    result = emcee("events", "--config", str(config), cwd=tmp_path)
+    assert result.returncode == 0
+    row = next(line for line in result.stdout.splitlines() if line.startswith("bk-june-2016"))
+    assert "draft" in row and "past" in row and "Wed 15 Jun 2016" in row
+
+
+def test_importing_a_past_event_says_it_is_in_the_past(tmp_path: Path) -> None:
+    """Hardening item 25: an event file whose event is over is imported (kept for the record) and the answer says
+    plainly that it is a past event, instead of suggesting to publish it."""
+    result = emcee("import", str(EXAMPLE_EVENT), "--config", str(cli_config(tmp_path)), cwd=tmp_path)
+    assert result.returncode == 0
+    assert "imported bk-june-2016 as a past event" in result.stdout
+    assert "publish" not in result.stdout
+
+
+def test_event_publish_from_the_command_line_says_truthfully_what_happens(tmp_path: Path) -> None:
+    """Hardening item 25: `emcee event publish SLUG` publishes through the engine; with no platform connected it
+    says that no card was posted and how to post one, and a second publish is refused."""
+    config = cli_config(tmp_path)
+    assert emcee("import", str(EXAMPLE_EVENT), "--config", str(config), cwd=tmp_path).returncode == 0
+    result = emcee("event", "publish", "bk-june-2016", "--config", str(config), cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    assert "published bk-june-2016" in result.stdout
+    assert "no card was posted" in result.stdout and "/emcee announce bk-june-2016" in result.stdout
+    listed = emcee("events", "--config", str(config), cwd=tmp_path).stdout
+    assert "published" in next(line for line in listed.splitlines() if line.startswith("bk-june-2016"))
+    again = emcee("event", "publish", "bk-june-2016", "--config", str(config), cwd=tmp_path)
+    assert again.returncode == 1 and "already published" in again.stderr
+    unknown = emcee("event", "publish", "nope", "--config", str(config), cwd=tmp_path)
+    assert unknown.returncode == 1 and "emcee events" in unknown.stderr
+
+
+def test_export_with_nothing_to_export_says_so_and_writes_no_file(tmp_path: Path) -> None:
+    """Hardening item 25: `emcee export ics` with no upcoming published event says so instead of writing an empty
+    calendar."""
+    result = emcee("export", "ics", "--config", str(cli_config(tmp_path)), cwd=tmp_path)
+    assert result.returncode == 1
+    assert "nothing to export" in result.stderr
+    assert not (tmp_path / "calendar.ics").exists()
