@@ -35,11 +35,11 @@ def _config_arg(parser: argparse.ArgumentParser) -> None:
     )
 
 
-def _settings(args: argparse.Namespace) -> Settings:
-    path = args.config
-    if path is None and DEFAULT_CONFIG.exists():
-        path = DEFAULT_CONFIG
-    return load_settings(path)
+def _config_path(args: argparse.Namespace) -> Path | None:
+    """--config, else emcee.toml when present, else None: the built-in defaults."""
+    if args.config is None and DEFAULT_CONFIG.exists():
+        return DEFAULT_CONFIG
+    return args.config
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -94,9 +94,13 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-async def _check(settings: Settings, secrets: Secrets) -> int:
+async def _check(settings: Settings, secrets: Secrets, path: Path | None) -> int:
     missing = secrets.missing_for(settings)
     adapters = [name for name in ("slack", "discord", "console") if getattr(settings, name).enabled]
+    if path is None:
+        print(f"config: no {DEFAULT_CONFIG} here and no --config given; using the built-in defaults")
+    else:
+        print(f"config: {path}")
     print(f"database: {settings.bot.database_url}")
     print(f"adapters: {', '.join(adapters) or 'none'}")
     if settings.slack.enabled:
@@ -107,11 +111,22 @@ async def _check(settings: Settings, secrets: Secrets) -> int:
     if settings.http.enabled:
         print(f"http: {settings.http.host}:{settings.http.port} (/healthz, /metrics, /calendar.ics)")
         print(f"calendar links: {settings.http.public_url}/events/<slug>.ics")
+    for warning in _warnings(settings):
+        print(f"warning: {warning}", file=sys.stderr)
     if missing:
         print(f"error: missing environment variables: {', '.join(missing)}", file=sys.stderr)
         return 1
     print("config OK")
     return 0
+
+
+def _warnings(settings: Settings) -> list[str]:
+    """What would run but not do what an operator expects."""
+    return [
+        f"[{name}] announce_channels is empty: cards and reminders will not be posted on {name.title()}"
+        for name in ("slack", "discord")
+        if getattr(settings, name).enabled and not getattr(settings, name).announce_channels
+    ]
 
 
 async def _run(settings: Settings, secrets: Secrets) -> int:
@@ -288,9 +303,10 @@ async def _dispatch(args: argparse.Namespace) -> int:
 
         await run_demo(sys.stdout, sys.stdin if args.interactive else None)
         return 0
-    settings = _settings(args)
+    path = _config_path(args)
+    settings = load_settings(path)
     if args.command == "check":
-        return await _check(settings, Secrets.from_env())
+        return await _check(settings, Secrets.from_env(), path)
     if args.command == "run":
         return await _run(settings, Secrets.from_env())
     if args.command == "db":

@@ -344,3 +344,22 @@ def test_export_with_nothing_to_export_says_so_and_writes_no_file(tmp_path: Path
     assert result.returncode == 1
     assert "nothing to export" in result.stderr
     assert not (tmp_path / "calendar.ics").exists()
+
+
+def test_check_warns_when_an_enabled_platform_has_no_announce_channels(tmp_path: Path) -> None:
+    """Hardening item 24: an enabled adapter with no announce channels is worth a warning naming the key to set."""
+    config = write_config(tmp_path, "[slack]\nenabled = true\n[discord]\nenabled = true\n")
+    env = {"PATH": "/usr/bin:/bin", "SLACK_BOT_TOKEN": "x", "SLACK_APP_TOKEN": "y", "DISCORD_TOKEN": "z"}
+    result = emcee("check", "--config", str(config), env=env)
+    assert result.returncode == 0
+    assert "warning: [slack] announce_channels is empty" in result.stderr
+    assert "warning: [discord] announce_channels is empty" in result.stderr
+
+
+def test_check_without_a_config_file_says_it_uses_the_defaults(tmp_path: Path) -> None:
+    """Hardening item 24: with no --config and no emcee.toml, `emcee check` says it is using the built-in defaults."""
+    result = emcee("check", cwd=tmp_path, env={"PATH": "/usr/bin:/bin"})
+    assert result.returncode == 0
+    assert "config: no emcee.toml here and no --config given; using the built-in defaults" in result.stdout
+    with_file = emcee("check", "--config", str(cli_config(tmp_path)))
+    assert f"config: {tmp_path / 'emcee.toml'}" in with_file.stdout
