@@ -51,8 +51,12 @@ def build_parser() -> argparse.ArgumentParser:
     demo = sub.add_parser("demo", help="replay the sample BookKeeper meetup on the console (no tokens needed)")
     demo.add_argument("--interactive", action="store_true", help="type the slash commands yourself")
 
-    for name, text in (("run", "run the bot"), ("check", "validate the config and secrets; say what would run")):
-        _config_arg(sub.add_parser(name, help=text))
+    _config_arg(sub.add_parser("run", help="run the bot"))
+    check = sub.add_parser("check", help="validate the config and secrets; say what would run")
+    check.add_argument(
+        "--online", action="store_true", help="also sign in to Slack and Discord and check each announce channel"
+    )
+    _config_arg(check)
 
     _config_arg(sub.add_parser("events", help="list every event with its slug, state and start"))
 
@@ -94,7 +98,7 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-async def _check(settings: Settings, secrets: Secrets, path: Path | None) -> int:
+async def _check(settings: Settings, secrets: Secrets, path: Path | None, online: bool) -> int:
     missing = secrets.missing_for(settings)
     adapters = [name for name in ("slack", "discord", "console") if getattr(settings, name).enabled]
     if path is None:
@@ -116,8 +120,31 @@ async def _check(settings: Settings, secrets: Secrets, path: Path | None) -> int
     if missing:
         print(f"error: missing environment variables: {', '.join(missing)}", file=sys.stderr)
         return 1
+    if online and not await _check_online(settings, secrets):
+        return 1
     print("config OK")
     return 0
+
+
+async def _check_online(settings: Settings, secrets: Secrets) -> bool:
+    """Sign in to each enabled platform and check its announce channels; print what works and every problem."""
+    from bot.ports import OnlineCheck
+
+    reports: list[OnlineCheck] = []
+    if settings.slack.enabled:
+        from adapters.slack.check import check_online as check_slack
+
+        reports.append(await check_slack(settings.slack, secrets))
+    if settings.discord.enabled:
+        from adapters.discord.check import check_online as check_discord
+
+        reports.append(await check_discord(settings.discord, secrets))
+    for report in reports:
+        for fact in report.facts:
+            print(f"{report.platform}: {fact}")
+        for problem in report.problems:
+            print(f"error: {problem}", file=sys.stderr)
+    return not any(report.problems for report in reports)
 
 
 def _warnings(settings: Settings) -> list[str]:
@@ -306,7 +333,7 @@ async def _dispatch(args: argparse.Namespace) -> int:
     path = _config_path(args)
     settings = load_settings(path)
     if args.command == "check":
-        return await _check(settings, Secrets.from_env(), path)
+        return await _check(settings, Secrets.from_env(), path, args.online)
     if args.command == "run":
         return await _run(settings, Secrets.from_env())
     if args.command == "db":

@@ -12,8 +12,10 @@ import sys
 from pathlib import Path
 
 import aiohttp
+import discord
 import pytest
 from conftest import ORGANIZER, database_url, make_settings, snapshot
+from fakes.discord import BOT_TOKEN, CHANNEL_ID, GUILD_ID, FakeDiscord
 from fakes.slack import FakeSlack
 from slack_harness import SECRETS as SLACK_SECRETS
 
@@ -363,3 +365,78 @@ def test_check_without_a_config_file_says_it_uses_the_defaults(tmp_path: Path) -
     assert "config: no emcee.toml here and no --config given; using the built-in defaults" in result.stdout
     with_file = emcee("check", "--config", str(cli_config(tmp_path)))
     assert f"config: {tmp_path / 'emcee.toml'}" in with_file.stdout
+
+
+async def emcee_async(*args: str, env: dict[str, str]) -> tuple[int, str, str]:
+    """Run `emcee` as a subprocess while this test's fakes keep serving; exit code, stdout, stderr."""
+    process = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "bot.cli", *args,
+        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE, env={**os.environ, **env},
+    )  # fmt: skip
+    async with asyncio.timeout(60):
+        out, err = await process.communicate()
+    return process.returncode or 0, out.decode(), err.decode()
+
+
+async def test_check_online_checks_slack_token_and_each_announce_channel(tmp_path: Path) -> None:
+    """Hardening item 24: `emcee check --online` calls auth.test and conversations.info, and names each announce
+    channel the bot cannot post in, with the fix."""
+    async with FakeSlack() as fake:
+        fake.channels |= {"C0MEETUPS1": True, "C0OUTSIDE1": False}
+        config = write_config(
+            tmp_path,
+            f'[bot]\ndatabase_url = "{database_url(tmp_path)}"\n[slack]\nenabled = true\n'
+            f'api_base_url = "{fake.api_base_url}"\nannounce_channels = ["C0MEETUPS1", "C0OUTSIDE1", "C0GONE0001"]\n',
+        )
+        env = {"SLACK_BOT_TOKEN": "xoxb-1", "SLACK_APP_TOKEN": "xapp-1"}
+        code, out, err = await emcee_async("check", "--online", "--config", str(config), env=env)
+        assert [call.params.get("channel") for call in fake.calls_to("conversations.info")] == [
+            "C0MEETUPS1", "C0OUTSIDE1", "C0GONE0001"
+        ]  # fmt: skip
+    assert code == 1, out + err
+    assert "slack: signed in as emcee in Emcee Test" in out
+    assert "slack: can post in C0MEETUPS1" in out
+    assert (
+        "error: slack channel C0OUTSIDE1: the bot is not a member; "
+        "invite the bot to #channel: type /invite @emcee in channel C0OUTSIDE1"
+    ) in err
+    assert "error: slack channel C0GONE0001: channel_not_found" in err
+    assert "config OK" not in out and "Traceback" not in err
+
+
+async def test_check_online_reports_a_rejected_slack_token(tmp_path: Path) -> None:
+    """Hardening item 24: a token Slack refuses is named as such by `emcee check --online`."""
+    async with FakeSlack() as fake:
+        fake.fail_next("auth.test", "invalid_auth")
+        config = write_config(
+            tmp_path, f'[slack]\nenabled = true\napi_base_url = "{fake.api_base_url}"\nannounce_channels = ["C1"]\n'
+        )
+        env = {"SLACK_BOT_TOKEN": "xoxb-1", "SLACK_APP_TOKEN": "xapp-1"}
+        code, out, err = await emcee_async("check", "--online", "--config", str(config), env=env)
+    assert code == 1
+    assert "error: slack: Slack rejected SLACK_BOT_TOKEN: invalid_auth" in err
+
+
+async def test_check_online_checks_discord_login_and_channel_permissions(tmp_path: Path) -> None:
+    """Hardening item 24: `emcee check --online` logs in to Discord (GET /users/@me), and names each announce
+    channel that does not exist or where the bot may not send messages and embed links."""
+    async with FakeDiscord() as fake:
+        no_embeds = fake.add_channel("no-embeds")
+        fake.channel(no_embeds)["permission_overwrites"] = [
+            {"id": str(GUILD_ID), "type": 0, "allow": "0", "deny": str(discord.Permissions(embed_links=True).value)}
+        ]
+        config = write_config(
+            tmp_path,
+            f"[discord]\nenabled = true\nguild_ids = [{GUILD_ID}]\n"
+            f"announce_channels = [{CHANNEL_ID}, {no_embeds}, 42]\n"
+            f'api_base_url = "{fake.api_base_url}"\ngateway_url = "{fake.gateway_url}"\n',
+        )
+        env = {"DISCORD_TOKEN": BOT_TOKEN}
+        code, out, err = await emcee_async("check", "--online", "--config", str(config), env=env)
+        assert fake.calls_to("GET", r"/users/@me$")
+    assert code == 1, out + err
+    assert "discord: signed in as" in out
+    assert f"discord: can post in {CHANNEL_ID}" in out
+    assert f"error: discord channel {no_embeds}: the bot lacks embed_links" in err
+    assert "error: discord channel 42: not visible to the bot" in err
+    assert "Traceback" not in err

@@ -57,7 +57,7 @@ ENGINE_SLOTS = 8  # on SQLite: 1
 FAST_ACK_QUEUE = 2
 WORKING = "Working on it…"
 
-_HINTS = {
+HINTS = {
     "not_in_channel": "invite the bot to #channel: type /invite @{bot} in channel {channel}",
     "channel_not_found": (
         "check that [slack] announce_channels holds channel IDs (e.g. C0123ABCD), not names, "
@@ -340,7 +340,7 @@ class SlackAdapter:
             return await call()
         except SlackApiError as exc:
             error = str(exc.response.get("error") or exc.response.status_code)
-            hint = _HINTS.get(error)
+            hint = HINTS.get(error)
             if hint:
                 hint = hint.format(bot=self.bot_name, channel=channel)
                 log.warning("Slack %s to channel %s failed: %s; %s", method, channel, error, hint)

@@ -90,6 +90,8 @@ class FakeSlack:
         self.messages: dict[str, dict[str, Any]] = {}
         # Files by id, from files.getUploadURLExternal; `content` arrives at the upload URL.
         self.uploads: dict[str, Upload] = {}
+        # Channels that conversations.info knows, by id: whether the bot is a member.
+        self.channels: dict[str, bool] = {}
         self._faults: dict[str, deque[_Fault]] = {}
         self._dm_channels: dict[str, str] = {}
         self._ts = itertools.count(_FIRST_TS_MICROS, 100)
@@ -103,6 +105,7 @@ class FakeSlack:
             "chat.update": self._chat_update,
             "chat.postEphemeral": self._chat_post_ephemeral,
             "conversations.open": self._conversations_open,
+            "conversations.info": self._conversations_info,
             "apps.connections.open": self._apps_connections_open,
             "files.getUploadURLExternal": self._files_get_upload_url_external,
             "files.completeUploadExternal": self._files_complete_upload_external,
@@ -327,6 +330,13 @@ class FakeSlack:
             "already_open": already_open,
             "channel": {"id": self._dm_channels[users]},
         }
+
+    def _conversations_info(self, params: dict[str, Any], token: str) -> Answer:
+        """The documented shape, trimmed to what Emcee reads: the channel's id and is_member."""
+        channel = params.get("channel", "")
+        if channel not in self.channels:
+            return {"ok": False, "error": "channel_not_found"}
+        return {"ok": True, "channel": {"id": channel, "is_channel": True, "is_member": self.channels[channel]}}
 
     def _files_get_upload_url_external(self, params: dict[str, Any], token: str) -> Answer:
         if not params.get("filename") or not params.get("length"):
