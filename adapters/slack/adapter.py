@@ -181,6 +181,7 @@ class SlackAdapter:
         if self._session is not None:
             await self._session.close()
             self._session = None
+        self._bolt = None  # HTTP mode answers 503 until a start succeeds
         self._authenticated = False
         self._engine = None
 
