@@ -14,19 +14,22 @@ from typing import TextIO
 
 from bot.clock import Clock, SystemClock
 from bot.config import Secrets, Settings
-from bot.db import Database
+from bot.db import Database, DatabaseReadOnly
 from bot.effects import EffectBus
 from bot.engine import Engine
 from bot.feeds import CalendarFeeds
 from bot.http import HttpServer
 from bot.invocation import ChannelRef
 from bot.metrics import Metrics
-from bot.ports import Adapter
+from bot.ports import Adapter, PlatformUnreachable
 from bot.publisher import Publisher
 from schedules.planner import Rules
 from schedules.runner import Runner
 
 log = logging.getLogger(__name__)
+
+FIRST_RETRY = 1.0  # seconds before reaching an unreachable platform again; doubles up to LAST_RETRY
+LAST_RETRY = 300.0
 
 
 @dataclass
@@ -41,19 +44,48 @@ class App:
     http: HttpServer | None = None
     runner: Runner | None = None  # timed posts: reminders, "up next", speaker intros
     _started: list[Adapter] = field(default_factory=list)
+    _retrying: list[asyncio.Task[None]] = field(default_factory=list)
 
     async def start(self) -> None:
         await self.db.prepare()
         for adapter in self.adapters.values():
-            await adapter.start(self.engine)
-            self._started.append(adapter)
+            if not await self._start_adapter(adapter):
+                self._retrying.append(asyncio.create_task(self._keep_trying(adapter)))
         if self.http is not None:
             await self.http.start()
             log.info("HTTP server listening on %s", self.http.url)
         if self.runner is not None:
             await self.runner.start()
 
+    async def _start_adapter(self, adapter: Adapter) -> bool:
+        """Start one adapter; False when its platform cannot be reached (the others carry on)."""
+        try:
+            await adapter.start(self.engine)
+        except PlatformUnreachable as exc:
+            log.warning("%s", exc)
+            return False
+        self._started.append(adapter)
+        return True
+
+    async def _keep_trying(self, adapter: Adapter) -> None:
+        """Start an adapter whose platform was unreachable, waiting longer after each failure."""
+        delay = FIRST_RETRY
+        try:
+            while True:
+                log.info("trying %s again in %.0fs", adapter.platform, delay)
+                await asyncio.sleep(delay)
+                if await self._start_adapter(adapter):
+                    return
+                delay = min(delay * 2, LAST_RETRY)
+        except asyncio.CancelledError:  # stopping: release whatever a start cut short holds
+            await adapter.stop()
+            raise
+
     async def stop(self) -> None:
+        for task in self._retrying:
+            task.cancel()
+        await asyncio.gather(*self._retrying, return_exceptions=True)
+        self._retrying.clear()
         if self.runner is not None:
             await self.runner.stop()
         await self.bus.drain()
@@ -69,6 +101,8 @@ class App:
         try:
             await self.db.ping()
             checks["database"] = "ok"
+        except DatabaseReadOnly:
+            checks["database"] = "read-only"
         except Exception as exc:
             checks["database"] = f"unreachable: {type(exc).__name__}"
         for platform, adapter in self.adapters.items():

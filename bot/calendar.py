@@ -57,6 +57,7 @@ class Feed:
     filename: str
     body: bytes
     last_modified: datetime | None
+    events: int = 1  # how many events it holds
 
     @property
     def etag(self) -> str:
@@ -109,7 +110,7 @@ async def upcoming_feed(session: AsyncSession, now: datetime, name: str) -> Feed
     ).all()
     events = [event for event in events if exportable(event)]
     calendar = await build_calendar(session, events, f"{name} events", f"calendar.{_slugify(name)}@emcee")
-    return Feed("calendar.ics", calendar.to_ical(), max((e.updated_at for e in events), default=None))
+    return Feed("calendar.ics", calendar.to_ical(), max((e.updated_at for e in events), default=None), len(events))
 
 
 def _event_component(event: Event, entries: Sequence[AgendaEntry]) -> VEvent:

@@ -12,12 +12,19 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from bot.config import ConfigError, Secrets, Settings, load_settings
-from bot.db import SchemaOutOfDate
+from bot.db import DatabaseUnusable, SchemaOutOfDate
+from bot.invocation import Actor
 
 if TYPE_CHECKING:
+    from datetime import datetime
+
+    from bot.commands import UsageError
     from bot.engine import Engine
+    from bot.models import Event
 
 DEFAULT_CONFIG = Path("emcee.toml")
+LISTING = "`emcee events`"  # where the command line lists events (chat says /events)
+COMMAND_LINE = Actor("system", "cli", "command line")  # who acts for `emcee event publish`
 
 
 def _config_arg(parser: argparse.ArgumentParser) -> None:
@@ -28,11 +35,11 @@ def _config_arg(parser: argparse.ArgumentParser) -> None:
     )
 
 
-def _settings(args: argparse.Namespace) -> Settings:
-    path = args.config
-    if path is None and DEFAULT_CONFIG.exists():
-        path = DEFAULT_CONFIG
-    return load_settings(path)
+def _config_path(args: argparse.Namespace) -> Path | None:
+    """--config, else emcee.toml when present, else None: the built-in defaults."""
+    if args.config is None and DEFAULT_CONFIG.exists():
+        return DEFAULT_CONFIG
+    return args.config
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -44,8 +51,20 @@ def build_parser() -> argparse.ArgumentParser:
     demo = sub.add_parser("demo", help="replay the sample BookKeeper meetup on the console (no tokens needed)")
     demo.add_argument("--interactive", action="store_true", help="type the slash commands yourself")
 
-    for name, text in (("run", "run the bot"), ("check", "validate the config and secrets; say what would run")):
-        _config_arg(sub.add_parser(name, help=text))
+    _config_arg(sub.add_parser("run", help="run the bot"))
+    check = sub.add_parser("check", help="validate the config and secrets; say what would run")
+    check.add_argument(
+        "--online", action="store_true", help="also sign in to Slack and Discord and check each announce channel"
+    )
+    _config_arg(check)
+
+    _config_arg(sub.add_parser("events", help="list every event with its slug, state and start"))
+
+    event = sub.add_parser("event", help="change an event from the command line")
+    event_sub = event.add_subparsers(dest="event_command", required=True, metavar="ACTION")
+    publish = event_sub.add_parser("publish", help="publish a draft: members see it and its reminders are planned")
+    publish.add_argument("event", help="the event's slug (see `emcee events`)")
+    _config_arg(publish)
 
     db = sub.add_parser("db", help="database maintenance")
     db_sub = db.add_subparsers(dest="db_command", required=True, metavar="ACTION")
@@ -79,9 +98,13 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-async def _check(settings: Settings, secrets: Secrets) -> int:
+async def _check(settings: Settings, secrets: Secrets, path: Path | None, online: bool) -> int:
     missing = secrets.missing_for(settings)
     adapters = [name for name in ("slack", "discord", "console") if getattr(settings, name).enabled]
+    if path is None:
+        print(f"config: no {DEFAULT_CONFIG} here and no --config given; using the built-in defaults")
+    else:
+        print(f"config: {path}")
     print(f"database: {settings.bot.database_url}")
     print(f"adapters: {', '.join(adapters) or 'none'}")
     if settings.slack.enabled:
@@ -92,11 +115,45 @@ async def _check(settings: Settings, secrets: Secrets) -> int:
     if settings.http.enabled:
         print(f"http: {settings.http.host}:{settings.http.port} (/healthz, /metrics, /calendar.ics)")
         print(f"calendar links: {settings.http.public_url}/events/<slug>.ics")
+    for warning in _warnings(settings):
+        print(f"warning: {warning}", file=sys.stderr)
     if missing:
         print(f"error: missing environment variables: {', '.join(missing)}", file=sys.stderr)
         return 1
+    if online and not await _check_online(settings, secrets):
+        return 1
     print("config OK")
     return 0
+
+
+async def _check_online(settings: Settings, secrets: Secrets) -> bool:
+    """Sign in to each enabled platform and check its announce channels; print what works and every problem."""
+    from bot.ports import OnlineCheck
+
+    reports: list[OnlineCheck] = []
+    if settings.slack.enabled:
+        from adapters.slack.check import check_online as check_slack
+
+        reports.append(await check_slack(settings.slack, secrets))
+    if settings.discord.enabled:
+        from adapters.discord.check import check_online as check_discord
+
+        reports.append(await check_discord(settings.discord, secrets))
+    for report in reports:
+        for fact in report.facts:
+            print(f"{report.platform}: {fact}")
+        for problem in report.problems:
+            print(f"error: {problem}", file=sys.stderr)
+    return not any(report.problems for report in reports)
+
+
+def _warnings(settings: Settings) -> list[str]:
+    """What would run but not do what an operator expects."""
+    return [
+        f"[{name}] announce_channels is empty: cards and reminders will not be posted on {name.title()}"
+        for name in ("slack", "discord")
+        if getattr(settings, name).enabled and not getattr(settings, name).announce_channels
+    ]
 
 
 async def _run(settings: Settings, secrets: Secrets) -> int:
@@ -141,11 +198,28 @@ async def _import(settings: Settings, file: Path) -> int:
     try:
         async with _offline_engine(settings) as engine:
             slug = await import_event_file(engine, file)
+            print(await _imported(engine, slug))
     except EventFileError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 1
-    print(f"imported {slug} as a draft; publish it with /emcee event publish {slug}")
     return 0
+
+
+async def _imported(engine: Engine, slug: str) -> str:
+    """What a new imported event became: a draft to publish, or, when it is already over, a past event."""
+    from bot.plaintext import format_moment
+
+    event = await _event(engine, slug)
+    if event.ends_at <= engine.clock.now():
+        ended = format_moment(event.ends_at, event.timezone)
+        return f"imported {slug} as a past event (it ended {ended}): kept as a draft for the record, with no reminders"
+    return f"imported {slug} as a draft; publish it with /emcee event publish {slug} (or emcee event publish {slug})"
+
+
+async def _event(engine: Engine, ref: str) -> Event:
+    """The event `ref` names; UnknownEvent (a UsageError) when none does."""
+    async with engine.db.session() as session:
+        return await engine.resolve_event(session, ref, organizer=True)
 
 
 async def _import_ics(settings: Settings, file: Path) -> int:
@@ -154,14 +228,14 @@ async def _import_ics(settings: Settings, file: Path) -> int:
     try:
         async with _offline_engine(settings) as engine:
             result = await import_ics(engine, file)
+            if result.action == "created":
+                print(await _imported(engine, result.slug))
     except IcsError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 1
-    if result.action == "created":
-        print(f"imported {result.slug} as a draft; publish it with /emcee event publish {result.slug}")
-    elif result.action == "updated":
+    if result.action == "updated":
         print(f"updated {result.slug}: {', '.join(result.changed)}")
-    else:
+    elif result.action == "unchanged":
         print(f"{result.slug} is already up to date; nothing changed")
     return 0
 
@@ -177,7 +251,10 @@ async def _export_ics(settings: Settings, event: str | None, output: Path | None
             else:
                 feed = await event_feed(session, await engine.resolve_event(session, event, organizer=True))
     except UsageError as exc:
-        print(f"error: {exc.message}", file=sys.stderr)
+        print(f"error: {_cli_message(exc)}", file=sys.stderr)
+        return 1
+    if not feed.events:
+        print(f"nothing to export: no upcoming published event (see {LISTING}); no file written", file=sys.stderr)
         return 1
     if output == Path("-"):
         sys.stdout.buffer.write(feed.body)
@@ -192,19 +269,79 @@ async def _export_ics(settings: Settings, event: str | None, output: Path | None
     return 0
 
 
+def _cli_message(exc: UsageError) -> str:
+    """A refusal as the command line words it: an unknown event points to `emcee events`."""
+    from bot.engine import UnknownEvent
+
+    return exc.saying(LISTING) if isinstance(exc, UnknownEvent) else exc.message
+
+
+async def _events(settings: Settings) -> int:
+    from sqlmodel import col, select
+
+    from bot.models import Event
+    from bot.plaintext import format_moment
+
+    async with _offline_engine(settings) as engine, engine.db.session() as session:
+        events = (await session.exec(select(Event).order_by(col(Event.starts_at)))).all()
+        now = engine.clock.now()
+    if not events:
+        print("no events yet: import one with `emcee import FILE`, or create one with /emcee event create in chat")
+        return 0
+    rows = [("SLUG", "STATE", "STARTS", "TITLE")]
+    rows += [(e.slug, _state(e, now), format_moment(e.starts_at, e.timezone), e.title) for e in events]
+    widths = [max(len(row[column]) for row in rows) for column in range(3)]
+    for row in rows:
+        print("  ".join(cell.ljust(width) for cell, width in zip(row, widths, strict=False)) + "  " + row[3])
+    return 0
+
+
+def _state(event: Event, now: datetime) -> str:
+    return f"{event.status}, past" if event.ends_at <= now else str(event.status)
+
+
+async def _publish(settings: Settings, ref: str) -> int:
+    """Publish through the engine as the command line; with no chat connection here, no card is posted."""
+    from bot.commands import UsageError
+    from bot.invocation import Invocation
+
+    async with _offline_engine(settings) as engine:
+        try:
+            event = await _event(engine, ref)
+        except UsageError as exc:
+            print(f"error: {_cli_message(exc)}", file=sys.stderr)
+            return 1
+        command = ("emcee", "event", "publish")
+        reply = await engine.handle(Invocation(COMMAND_LINE, None, command, {"event": event.slug}))
+    if not reply.ok:
+        print(f"error: {reply.text.removeprefix('⚠️ ')}", file=sys.stderr)
+        return 1
+    if event.ends_at <= engine.clock.now():
+        print(f"published {event.slug}; it is over, so it is not listed in /events and gets no reminders.")
+    else:
+        print(f"published {event.slug}: members see it in /events, and its reminders go out while `emcee run` runs.")
+    print(f"no card was posted (the command line has no chat connection): type /emcee announce {event.slug} in chat")
+    return 0
+
+
 async def _dispatch(args: argparse.Namespace) -> int:
     if args.command == "demo":
         from bot.demo import run_demo
 
         await run_demo(sys.stdout, sys.stdin if args.interactive else None)
         return 0
-    settings = _settings(args)
+    path = _config_path(args)
+    settings = load_settings(path)
     if args.command == "check":
-        return await _check(settings, Secrets.from_env())
+        return await _check(settings, Secrets.from_env(), path, args.online)
     if args.command == "run":
         return await _run(settings, Secrets.from_env())
     if args.command == "db":
         return await _db_upgrade(settings)
+    if args.command == "events":
+        return await _events(settings)
+    if args.command == "event":
+        return await _publish(settings, args.event)
     if args.command == "slack-manifest":
         from adapters.slack.manifest import manifest_json
 
@@ -228,7 +365,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     )
     try:
         return asyncio.run(_dispatch(args))
-    except (ConfigError, SchemaOutOfDate) as exc:
+    except (ConfigError, SchemaOutOfDate, DatabaseUnusable) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:

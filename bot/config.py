@@ -6,7 +6,9 @@ so `emcee check` and `emcee run` can print it without a traceback.
 
 from __future__ import annotations
 
+import ipaddress
 import os
+import re
 import tomllib
 from dataclasses import dataclass
 from datetime import timedelta
@@ -15,7 +17,8 @@ from typing import Annotated, Any, Literal
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError, ValidationInfo, field_validator
 
-from bot.timeparse import MAX_DURATION, TimeParseError, check_reminder, parse_duration, zone_named
+from bot.db import check_database_url
+from bot.timeparse import TimeParseError, check_reminder, parse_duration, zone_named
 
 
 class ConfigError(Exception):
@@ -41,7 +44,25 @@ def _duration(value: Any) -> timedelta:
         raise ValueError(str(exc)) from None
 
 
+_HOST_LABEL = re.compile(r"(?!-)[A-Za-z0-9-]{1,63}(?<!-)")
+MAX_GRACE_MINUTES = 24 * 60
+
+
+def _check_host(host: str) -> str:
+    """An IP address or an RFC 1123 host name, as the HTTP server can bind it."""
+    try:
+        ipaddress.ip_address(host)
+        return host
+    except ValueError:
+        pass
+    if 0 < len(host) <= 253 and all(_HOST_LABEL.fullmatch(label) for label in host.removesuffix(".").split(".")):
+        return host
+    raise ValueError("must be an IP address or a host name, such as 127.0.0.1, 0.0.0.0 or localhost")
+
+
 Zone = Annotated[str, AfterValidator(_check_zone)]
+DatabaseUrl = Annotated[str, AfterValidator(check_database_url)]
+Host = Annotated[str, AfterValidator(_check_host)]
 
 
 class _Section(BaseModel):
@@ -51,8 +72,8 @@ class _Section(BaseModel):
 class BotSettings(_Section):
     name: str = "Emcee"
     timezone: Zone = "UTC"
-    database_url: str = "sqlite:///emcee.db"
-    grace_minutes: int = Field(15, ge=0, le=MAX_DURATION // timedelta(minutes=1))
+    database_url: DatabaseUrl = "sqlite:///emcee.db"
+    grace_minutes: int = Field(15, ge=0, le=MAX_GRACE_MINUTES)
     max_guests: int = Field(2, ge=0)
 
 
@@ -103,7 +124,7 @@ class OrganizerSettings(_Section):
 
 class HttpSettings(_Section):
     enabled: bool = True
-    host: str = "127.0.0.1"
+    host: Host = "127.0.0.1"
     port: int = Field(8080, ge=0, le=65535)
     # Where members reach this server (behind a proxy, say); calendar links in cards start with it.
     public_url: str = Field("", validate_default=True)
@@ -231,13 +252,25 @@ def load_settings(path: Path | None) -> Settings:
     if path is None:
         return Settings()
     try:
-        text = path.read_text(encoding="utf-8")
-    except FileNotFoundError:
-        raise ConfigError(f"{path}: no such config file (copy config.example.toml to start one)") from None
-    except OSError as exc:
-        raise ConfigError(f"{path}: cannot read: {exc.strerror}") from None
-    try:
-        data = tomllib.loads(text)
+        return parse_settings(tomllib.loads(_read(path)), str(path))
+    except ConfigError:
+        raise
     except tomllib.TOMLDecodeError as exc:
         raise ConfigError(f"{path}: not valid TOML: {exc}") from None
-    return parse_settings(data, str(path))
+    except RecursionError:
+        raise ConfigError(f"{path}: not a usable config: values are nested too deeply") from None
+    except Exception as exc:  # whatever else a strange file sets off, the operator sees one line, not a traceback
+        raise ConfigError(f"{path}: not a usable config: {type(exc).__name__}: {exc}") from None
+
+
+def _read(path: Path) -> str:
+    try:
+        return path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise ConfigError(f"{path}: no such config file (copy config.example.toml to start one)") from None
+    except IsADirectoryError:
+        raise ConfigError(f"{path}: is a folder, not a config file") from None
+    except UnicodeDecodeError as exc:
+        raise ConfigError(f"{path}: not UTF-8 text (byte {exc.start}); save the config as UTF-8 TOML") from None
+    except OSError as exc:
+        raise ConfigError(f"{path}: cannot read: {exc.strerror}") from None

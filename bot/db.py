@@ -9,7 +9,10 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import AsyncIterator
+import logging
+import os
+import sqlite3
+from collections.abc import AsyncIterator, Iterator
 from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
@@ -19,12 +22,26 @@ from alembic import command
 from alembic.config import Config as AlembicConfig
 from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
-from sqlalchemy.engine import make_url
+from sqlalchemy.engine import URL, make_url
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 from sqlmodel.ext.asyncio.session import AsyncSession
 
+log = logging.getLogger(__name__)
+
 MIGRATIONS = Path(__file__).parent / "migrations"
+PG_READ_ONLY_TRANSACTION = "25006"  # SQLSTATE read_only_sql_transaction (a replica, or default_transaction_read_only)
 _ASYNC_DRIVERS = {"sqlite": "sqlite+aiosqlite", "postgresql": "postgresql+asyncpg", "postgres": "postgresql+asyncpg"}
+
+
+def check_database_url(database_url: str) -> str:
+    """Refuse a URL that is not one or names a database Emcee does not support; return it unchanged."""
+    try:
+        url = make_url(database_url)
+    except sa.exc.ArgumentError:
+        raise ValueError('not a database URL; use "sqlite:///emcee.db" or "postgresql://user@host/emcee"') from None
+    if url.drivername not in _ASYNC_DRIVERS and url.drivername not in _ASYNC_DRIVERS.values():
+        raise ValueError(f"unsupported database '{url.drivername}'; use sqlite:/// or postgresql://")
+    return database_url
 
 
 def async_url(database_url: str) -> str:
@@ -66,22 +83,38 @@ class Database:
             options["max_overflow"] = 20
         self.engine = create_async_engine(self.url, **options)
         self._turns = asyncio.Lock() if self.is_sqlite else contextlib.nullcontext()
+        self._read_only_reported = False
         if self.is_sqlite:
             _sqlite_immediate(self.engine)
 
     @asynccontextmanager
     async def session(self) -> AsyncIterator[AsyncSession]:
         """A session inside one transaction: committed on success, rolled back on any error."""
-        async with self._turns, AsyncSession(self.engine, expire_on_commit=False) as session:
-            async with session.begin():
-                yield session
+        with self._writes_refused():
+            async with self._turns, AsyncSession(self.engine, expire_on_commit=False) as session:
+                async with session.begin():
+                    yield session
+
+    @contextlib.contextmanager
+    def _writes_refused(self) -> Iterator[None]:
+        """Raise DatabaseReadOnly for a write the database refuses, and tell the operator once."""
+        try:
+            yield
+        except sa.exc.DBAPIError as exc:
+            if not _is_read_only(exc.orig):
+                raise
+            if not self._read_only_reported:
+                self._read_only_reported = True
+                log.error("the database is read-only (%s): nothing can change until it is writable again", exc.orig)
+            raise DatabaseReadOnly("the database is read-only") from None
 
     async def upgrade(self, revision: str = "head") -> None:
         """Bring the schema to `revision` with Alembic."""
         config = AlembicConfig()
         config.set_main_option("script_location", str(MIGRATIONS))
-        async with self.engine.begin() as connection:
-            await connection.run_sync(_run_upgrade, config, revision)
+        with self.explained():
+            async with self.engine.begin() as connection:
+                await connection.run_sync(_run_upgrade, config, revision)
 
     async def prepare(self) -> None:
         """At startup: migrate a SQLite file in place; on PostgreSQL, where several processes may start
@@ -89,17 +122,40 @@ class Database:
         if self.is_sqlite:
             await self.upgrade()
             return
-        async with self.engine.connect() as connection:
-            current = await connection.run_sync(_current_revision)
+        with self.explained():
+            async with self.engine.connect() as connection:
+                current = await connection.run_sync(_current_revision)
         head = ScriptDirectory(str(MIGRATIONS)).get_current_head()
         if current != head:
             raise SchemaOutOfDate(
                 f"the database schema is at {current or 'nothing'}, not {head}: run `emcee db upgrade`"
             )
 
+    @contextlib.contextmanager
+    def explained(self) -> Iterator[None]:
+        """Turn a failure to open or reach the database into DatabaseUnusable, which says how to fix it.
+
+        A SQLite file that cannot be opened is caught before connecting: aiosqlite's failed connect
+        leaves a worker thread that may call into the event loop after it closed.
+        """
+        url = make_url(self.url)
+        if self.is_sqlite and (problem := _sqlite_file_problem(_sqlite_path(url))):
+            raise DatabaseUnusable(f"{problem}, or change [bot] database_url")
+        try:
+            yield
+        except (sa.exc.OperationalError, sa.exc.DatabaseError, sa.exc.InterfaceError, OSError) as exc:
+            problem = _sqlite_problem(url, exc) if self.is_sqlite else _postgres_problem(url, exc)
+            raise DatabaseUnusable(f"{problem}, or change [bot] database_url") from None
+
     async def ping(self) -> None:
-        async with self.engine.connect() as connection:
-            await connection.execute(sa.text("SELECT 1"))
+        """Check that the database answers and takes writes: an update that is rolled back."""
+        with self._writes_refused():
+            async with self._turns, self.engine.connect() as connection:
+                transaction = await connection.begin()
+                try:
+                    await connection.execute(sa.text("UPDATE alembic_version SET version_num = version_num"))
+                finally:
+                    await transaction.rollback()
 
     async def close(self) -> None:
         await self.engine.dispose()
@@ -107,6 +163,57 @@ class Database:
 
 class SchemaOutOfDate(Exception):
     """The database needs `emcee db upgrade` before the bot can run."""
+
+
+class DatabaseReadOnly(Exception):
+    """The database refuses writes: a read-only file or mount, or a PostgreSQL replica."""
+
+
+def _is_read_only(error: BaseException | None) -> bool:
+    if isinstance(error, sqlite3.Error):
+        return error.sqlite_errorcode & 0xFF == sqlite3.SQLITE_READONLY
+    return getattr(error, "sqlstate", None) == PG_READ_ONLY_TRANSACTION
+
+
+class DatabaseUnusable(Exception):
+    """The database cannot be opened or reached; str() says what is wrong and how to fix it."""
+
+
+def _sqlite_path(url: URL) -> Path | None:
+    """The file behind a SQLite URL; None for an in-memory database."""
+    database = url.database or ""
+    if url.query.get("uri"):
+        database = database.removeprefix("file:")
+    return Path(database) if database and database != ":memory:" else None
+
+
+def _sqlite_file_problem(path: Path | None) -> str | None:
+    if path is None:
+        return None
+    folder = path.parent
+    if path.is_dir():
+        return f"{path} is a folder, not a database file: name a file in it, e.g. sqlite:///{path / 'emcee.db'}"
+    if not folder.is_dir():
+        return f"the folder {folder} does not exist: create it (mkdir -p {folder})"
+    if not os.access(folder, os.W_OK) or (path.exists() and not os.access(path, os.W_OK)):
+        return f"the bot's user cannot write {path} and its folder {folder}: give it write access"
+    return None
+
+
+def _sqlite_problem(url: URL, exc: Exception) -> str:
+    path = _sqlite_path(url)
+    if isinstance(exc, sa.exc.DatabaseError) and "not a database" in str(exc.orig):
+        return f"{path} is not a SQLite database: move it away or name another file"
+    return f"cannot open the SQLite database {path}: {_reason(exc)}"
+
+
+def _postgres_problem(url: URL, exc: Exception) -> str:
+    where = f"{url.host or 'localhost'}:{url.port or 5432}"
+    return f"cannot connect to PostgreSQL at {where}: {_reason(exc)}; check that the server runs and accepts the bot"
+
+
+def _reason(exc: Exception) -> str:
+    return str(exc.orig if isinstance(exc, sa.exc.DBAPIError) else exc).strip()
 
 
 def _current_revision(connection: sa.Connection) -> str | None:

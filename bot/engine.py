@@ -24,7 +24,7 @@ from bot.agenda import AgendaEditor
 from bot.clock import Clock
 from bot.commands import Command, Registry, UsageError, time_errors
 from bot.config import Settings
-from bot.db import Database
+from bot.db import Database, DatabaseReadOnly
 from bot.effects import (
     AgendaChanged,
     CardPosted,
@@ -37,7 +37,7 @@ from bot.effects import (
     SeatsChanged,
 )
 from bot.invocation import Actor, ChannelRef, Invocation
-from bot.messages import INTERNAL_ERROR, EventList, Reply, refusal
+from bot.messages import INTERNAL_ERROR, READ_ONLY, EventList, Reply, refusal
 from bot.metrics import CommandOutcome, Metrics
 from bot.models import Event, EventStatus, Rsvp, RsvpStatus, Speaker
 from bot.plaintext import format_moment
@@ -58,6 +58,20 @@ class Outcome:
 
 
 Handler = Callable[[AsyncSession, Invocation], Awaitable[Outcome]]
+
+
+class UnknownEvent(UsageError):
+    """No event matches `ref` (None: there is no upcoming event). The message points chat users to /events;
+    the command line names its own way with `listing`."""
+
+    def __init__(self, ref: str | None, listing: str = "/events") -> None:
+        self.ref = ref
+        super().__init__(self.saying(listing))
+
+    def saying(self, listing: str) -> str:
+        if self.ref is None:
+            return f"there is no upcoming event; name one, or see {listing}"
+        return f"no event called '{self.ref}'; see {listing}"
 
 
 class Engine:
@@ -133,6 +147,8 @@ class Engine:
                 outcome = await self._handlers[command.path](session, invocation)
         except UsageError as exc:
             return self._refusal(exc, command), CommandOutcome.REFUSED
+        except DatabaseReadOnly:  # the database logged it once; each sender hears why
+            return READ_ONLY, CommandOutcome.ERROR
         except Exception:
             log.exception("command /%s failed", command.name)
             return INTERNAL_ERROR, CommandOutcome.ERROR
@@ -194,7 +210,7 @@ class Engine:
         if ref is None:
             event = (await session.exec(self.upcoming(organizer))).first()
             if event is None:
-                raise UsageError("there is no upcoming event; name one, or see /events")
+                raise UnknownEvent(None)
             return event
         exact = (await session.exec(_visible(select(Event).where(Event.slug == ref), organizer, member))).first()
         if exact:
@@ -205,7 +221,7 @@ class Engine:
             return matches[0]
         if matches:
             raise UsageError(f"'{ref}' matches {', '.join(e.slug for e in matches)}; say which")
-        raise UsageError(f"no event called '{ref}'; see /events")
+        raise UnknownEvent(ref)
 
     async def _sender_event(self, session: AsyncSession, inv: Invocation) -> Event:
         """The event a member's command names, among those its sender may see."""

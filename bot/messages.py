@@ -169,6 +169,9 @@ class Reply:
 
 
 INTERNAL_ERROR = Reply("Something went wrong on our side and nothing was changed. Please try again.", ok=False)
+READ_ONLY = Reply(
+    "The bot's database is read-only right now, so nothing was changed. Please tell whoever runs the bot.", ok=False
+)
 
 
 def refusal(message: str, usage: str | None) -> Reply:

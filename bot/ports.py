@@ -6,6 +6,7 @@ adapter; adapters/base.py re-exports it for the adapters themselves.
 
 from __future__ import annotations
 
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Protocol
 
 from bot.invocation import Actor, ChannelRef, MessageRef
@@ -13,6 +14,20 @@ from bot.messages import Message
 
 if TYPE_CHECKING:
     from bot.engine import Engine
+
+
+class PlatformUnreachable(Exception):
+    """start() could not reach the platform over the network (DNS, refused, timed out): worth retrying,
+    unlike a rejected token. str() names the platform and the address."""
+
+
+@dataclass
+class OnlineCheck:
+    """What `emcee check --online` learned of one platform: what works, and each problem with its fix."""
+
+    platform: str
+    facts: list[str] = field(default_factory=list)
+    problems: list[str] = field(default_factory=list)
 
 
 class Adapter(Protocol):

@@ -230,10 +230,13 @@ def test_cli_exports_one_event_or_the_upcoming_calendar(
     calendar = Calendar.from_ical((tmp_path / "sf-python-project-night-july-2026.ics").read_bytes())
     assert str(calendar.events[0]["UID"]) == "event_305123456@meetup.com"
     assert str(calendar.events[0]["STATUS"]) == "TENTATIVE"  # still a draft
+    assert str(calendar["PRODID"]) == PRODID
 
+    # A draft is not in the upcoming calendar: with nothing to export, no empty file is written.
     out = tmp_path / "all.ics"
-    assert main(["export", "ics", "--output", str(out), "--config", str(config)]) == 0
-    assert str(Calendar.from_ical(out.read_bytes())["PRODID"]) == PRODID
+    assert main(["export", "ics", "--output", str(out), "--config", str(config)]) == 1
+    assert "nothing to export" in capsys.readouterr().err
+    assert not out.exists()
 
     assert main(["export", "ics", "nope", "--config", str(config)]) == 1
     assert "no event called 'nope'" in capsys.readouterr().err

@@ -68,18 +68,23 @@ async def test_a_revoked_token_stops_the_start_with_a_clear_error(tmp_path: Path
     assert discord.http.Route.BASE == DEFAULT_BASE
 
 
-async def test_an_unreachable_gateway_stops_the_start_with_a_clear_error(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+async def test_an_unreachable_gateway_is_named_and_the_app_runs_on_without_discord(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
 ) -> None:
+    """An unreachable gateway no longer stops the start (hardening item 23): the log names it, /healthz says
+    Discord is down, and the app keeps trying."""
     monkeypatch.setattr(discord.client.ExponentialBackoff, "delay", lambda self: 0.0)  # no random wait to retry
     with socket.socket() as closed:
         closed.bind(("127.0.0.1", 0))
         nowhere = f"ws://127.0.0.1:{closed.getsockname()[1]}/"
     async with FakeDiscord() as fake:
         app = quick(build_app(discord_settings(tmp_path, fake, gateway_url=nowhere), SECRETS, FakeClock(NOW)))
-        with pytest.raises(RuntimeError, match=f"cannot connect to the Discord gateway at {nowhere}: Cannot connect"):
-            await app.start()
-        await app.stop()
+        await app.start()
+        try:
+            assert (await app.health())["discord"] == "disconnected"
+        finally:
+            await app.stop()
+    assert f"cannot reach the Discord gateway at {nowhere}: Cannot connect" in caplog.text
 
 
 def test_the_invite_asks_for_exactly_what_the_bot_needs() -> None:

@@ -140,7 +140,7 @@ async def test_a_missing_channel_is_logged_and_the_run_goes_on(
             await emcee.publish()
             ledger = await deliveries(emcee)
 
-    assert f"Discord announce channel {gone} is not visible to the bot" in caplog.text
+    assert f"Discord announce channel {gone}: not visible to the bot" in caplog.text
     assert f"Discord sending a message in channel {gone} failed: 404 Unknown Channel" in caplog.text
     assert ledger[f"card discord:{gone}"][0] == "failed"
     assert ledger[f"card discord:{CHANNEL_ID}"] == ("sent", None)

@@ -29,6 +29,7 @@ import time
 from collections.abc import Iterator
 from typing import TYPE_CHECKING, Any
 
+import aiohttp
 import discord
 from discord import app_commands
 from sqlmodel import col, or_
@@ -44,6 +45,7 @@ from bot.messages import INTERNAL_ERROR, Attachment, EventCard, Message, Reply, 
 from bot.metrics import CommandOutcome
 from bot.models import Event
 from bot.plaintext import format_moment, shorten
+from bot.ports import PlatformUnreachable
 
 if TYPE_CHECKING:
     from bot.engine import Engine
@@ -130,13 +132,7 @@ class DiscordAdapter:
         """Log in, sync the slash commands to the configured guilds, connect, and wait for on_ready."""
         self._engine = engine
         self._endpoints.enter_context(endpoints(self.settings))  # before login: discord.py reads them then
-        client = discord.Client(
-            intents=INTENTS,
-            guild_ready_timeout=self.guild_ready_timeout,
-            max_messages=None,
-            chunk_guilds_at_startup=False,
-            allowed_mentions=discord.AllowedMentions.none(),  # organizer text never pings anyone
-        )
+        client = new_client(self.guild_ready_timeout)
         for handler in (self.on_ready, self.on_resumed, self.on_disconnect):
             client.event(handler)
         client.add_dynamic_items(self.button_type)
@@ -148,6 +144,10 @@ class DiscordAdapter:
         except discord.LoginFailure:
             await self.stop()
             raise RuntimeError("Discord rejected DISCORD_TOKEN (reset it on the Developer Portal's Bot page)") from None
+        except (aiohttp.ClientError, OSError, TimeoutError) as exc:
+            await self.stop()
+            reason = str(exc) or type(exc).__name__
+            raise PlatformUnreachable(f"cannot reach Discord at {self.settings.api_base_url}: {reason}") from None
         await self._sync()
         self._runner = asyncio.create_task(client.connect(reconnect=True))
         ready = asyncio.create_task(client.wait_until_ready())
@@ -157,7 +157,7 @@ class DiscordAdapter:
             if isinstance(error, AttributeError) and error.__context__ is not None:
                 error = error.__context__  # discord.py trips over its own retry when the first connect fails
             await self.stop()
-            raise RuntimeError(f"cannot connect to the Discord gateway at {self.settings.gateway_url}: {error}")
+            raise PlatformUnreachable(f"cannot reach the Discord gateway at {self.settings.gateway_url}: {error}")
         if not ready.done():
             ready.cancel()
             log.warning(
@@ -196,13 +196,8 @@ class DiscordAdapter:
     async def on_ready(self) -> None:
         self._connected = True
         for channel_id in self.settings.announce_channels:
-            channel = self.client.get_channel(channel_id)
-            if channel is None:
-                log.warning(
-                    "Discord announce channel %s is not visible to the bot (wrong id, or no access)", channel_id
-                )
-            elif missing := missing_permissions(channel):
-                log.warning("Discord announce channel %s: the bot lacks %s", channel_id, ", ".join(missing))
+            if problem := announce_problem(self.client, channel_id):
+                log.warning("Discord announce channel %s: %s", channel_id, problem)
 
     async def on_resumed(self) -> None:
         self._connected = True
@@ -378,6 +373,27 @@ class DiscordAdapter:
             raise DiscordSendError(channel_id, f"404 {exc.text}", permanent=True) from None
         except discord.HTTPException as exc:
             raise DiscordSendError(channel_id, f"{exc.status} {exc.text}") from None
+
+
+def new_client(guild_ready_timeout: float) -> discord.Client:
+    """The discord.py client as Emcee runs it: guild state only, no message cache, no pings."""
+    return discord.Client(
+        intents=INTENTS,
+        guild_ready_timeout=guild_ready_timeout,
+        max_messages=None,
+        chunk_guilds_at_startup=False,
+        allowed_mentions=discord.AllowedMentions.none(),  # organizer text never pings anyone
+    )
+
+
+def announce_problem(client: discord.Client, channel_id: int) -> str | None:
+    """Why the bot cannot post cards in an announce channel (from the gateway cache); None when it can."""
+    channel = client.get_channel(channel_id)
+    if channel is None:
+        return "not visible to the bot (wrong id, or no access)"
+    if missing := missing_permissions(channel):
+        return f"the bot lacks {', '.join(missing)}; grant them to its role in that channel"
+    return None
 
 
 def missing_permissions(channel: Any) -> list[str]:

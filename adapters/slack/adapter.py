@@ -43,6 +43,7 @@ from bot.config import ConfigError, Secrets, SlackSettings
 from bot.http import HttpServer
 from bot.invocation import Actor, ChannelRef, MessageRef
 from bot.messages import INTERNAL_ERROR, Attachment, Message, Reply
+from bot.ports import PlatformUnreachable
 
 if TYPE_CHECKING:
     from bot.engine import Engine
@@ -59,7 +60,7 @@ ENGINE_SLOTS = 8  # on SQLite: 1
 FAST_ACK_QUEUE = 2
 WORKING = "Working on it…"
 
-_HINTS = {
+HINTS = {
     "not_in_channel": "invite the bot to #channel: type /invite @{bot} in channel {channel}",
     "channel_not_found": (
         "check that [slack] announce_channels holds channel IDs (e.g. C0123ABCD), not names, "
@@ -151,30 +152,30 @@ class SlackAdapter:
         return self._client
 
     async def start(self, engine: Engine) -> None:
+        """Check the token with auth.test and, in Socket Mode, connect; PlatformUnreachable when Slack cannot
+        be reached, so that the app carries on and tries again."""
         self._engine = engine
         self._slots = asyncio.Semaphore(1 if engine.db.is_sqlite else ENGINE_SLOTS)
         self._session = aiohttp.ClientSession()
-        self._client = AsyncWebClient(
-            token=self._secrets.slack_bot_token,
-            base_url=self.settings.api_base_url,
-            session=self._session,
-            retry_handlers=[
-                AsyncConnectionErrorRetryHandler(),
-                AsyncRateLimitErrorRetryHandler(max_retry_count=RATE_LIMIT_RETRIES),
-            ],
-            logger=log,
-        )
-        self._bolt = self._build_bolt(self._client)
+        self._bolt = self._build_bolt(self._session)
+        self._client = self._bolt.client
         try:
-            await self._client.auth_test()
+            await self._connect()
         except SlackApiError as exc:
             await self.stop()
             raise RuntimeError(f"Slack rejected SLACK_BOT_TOKEN: {exc.response.get('error')}") from None
+        except (aiohttp.ClientError, OSError, TimeoutError) as exc:
+            await self.stop()
+            reason = str(exc) or type(exc).__name__
+            raise PlatformUnreachable(f"cannot reach Slack at {self.settings.api_base_url}: {reason}") from None
+        log.info("Slack adapter started in %s mode", self.settings.mode)
+
+    async def _connect(self) -> None:
+        await self.client.auth_test()
         self._authenticated = True
         if self.settings.mode == "socket":
             self._socket = AsyncSocketModeHandler(self._bolt, app_token=self._secrets.slack_app_token)
             await self._socket.connect_async()
-        log.info("Slack adapter started in %s mode", self.settings.mode)
 
     async def stop(self) -> None:
         if self._socket is not None:
@@ -183,16 +184,27 @@ class SlackAdapter:
         if self._session is not None:
             await self._session.close()
             self._session = None
+        self._bolt = None  # HTTP mode answers 503 until a start succeeds
         self._authenticated = False
         self._engine = None
 
-    def _build_bolt(self, client: AsyncWebClient) -> AsyncApp:
+    def _build_bolt(self, session: aiohttp.ClientSession) -> AsyncApp:
+        """The AsyncApp, given the token once: Bolt builds its client from it (passing a client as well makes
+        Bolt warn on every start that the token, which it reads from SLACK_BOT_TOKEN too, goes unused).
+        That client then gets the base URL, the shared session and the retry handlers."""
         app = AsyncApp(
             name="emcee",
-            client=client,
+            token=self._secrets.slack_bot_token,
             signing_secret=self._secrets.slack_signing_secret or "",
             logger=logging.getLogger(f"{__name__}.bolt"),
         )
+        client = app.client
+        client.base_url = self.settings.api_base_url
+        client.session = session
+        client.retry_handlers = [
+            AsyncConnectionErrorRetryHandler(),
+            AsyncRateLimitErrorRetryHandler(max_retry_count=RATE_LIMIT_RETRIES),
+        ]
         for root in self.engine.registry.roots:
             app.command(f"/{root}")(self._on_command)
         app.use(_well_formed)  # runs after Bolt's signature check
@@ -340,7 +352,7 @@ class SlackAdapter:
             return await call()
         except SlackApiError as exc:
             error = str(exc.response.get("error") or exc.response.status_code)
-            hint = _HINTS.get(error)
+            hint = HINTS.get(error)
             if hint:
                 hint = hint.format(bot=self.bot_name, channel=channel)
                 log.warning("Slack %s to channel %s failed: %s; %s", method, channel, error, hint)

@@ -83,13 +83,15 @@ class FakeSlack:
     Mode clients before leaving the block, or they will try to reconnect to a server that is gone.
     """
 
-    def __init__(self) -> None:
+    def __init__(self, port: int = 0) -> None:
         self.calls: list[Call] = []
         self.responses: list[ResponseUrlPost] = []
         # Channel messages by ts, as last posted or updated; each also carries its "channel".
         self.messages: dict[str, dict[str, Any]] = {}
         # Files by id, from files.getUploadURLExternal; `content` arrives at the upload URL.
         self.uploads: dict[str, Upload] = {}
+        # Channels that conversations.info knows, by id: whether the bot is a member.
+        self.channels: dict[str, bool] = {}
         self._faults: dict[str, deque[_Fault]] = {}
         self._dm_channels: dict[str, str] = {}
         self._ts = itertools.count(_FIRST_TS_MICROS, 100)
@@ -103,6 +105,7 @@ class FakeSlack:
             "chat.update": self._chat_update,
             "chat.postEphemeral": self._chat_post_ephemeral,
             "conversations.open": self._conversations_open,
+            "conversations.info": self._conversations_info,
             "apps.connections.open": self._apps_connections_open,
             "files.getUploadURLExternal": self._files_get_upload_url_external,
             "files.completeUploadExternal": self._files_complete_upload_external,
@@ -114,11 +117,12 @@ class FakeSlack:
         app.router.add_post("/upload/{file_id}", self._upload)
         app.router.add_get("/socket", self._socket)
         self._runner = web.AppRunner(app, access_log=None, shutdown_timeout=0.5)
+        self._listen = port  # 0: a free port; a given one stands for Slack coming back where it was expected
         self._port: int | None = None
 
     async def __aenter__(self) -> FakeSlack:
         await self._runner.setup()
-        await web.TCPSite(self._runner, "127.0.0.1", 0).start()
+        await web.TCPSite(self._runner, "127.0.0.1", self._listen).start()
         self._port = self._runner.addresses[0][1]
         return self
 
@@ -326,6 +330,13 @@ class FakeSlack:
             "already_open": already_open,
             "channel": {"id": self._dm_channels[users]},
         }
+
+    def _conversations_info(self, params: dict[str, Any], token: str) -> Answer:
+        """The documented shape, trimmed to what Emcee reads: the channel's id and is_member."""
+        channel = params.get("channel", "")
+        if channel not in self.channels:
+            return {"ok": False, "error": "channel_not_found"}
+        return {"ok": True, "channel": {"id": channel, "is_channel": True, "is_member": self.channels[channel]}}
 
     def _files_get_upload_url_external(self, params: dict[str, Any], token: str) -> Answer:
         if not params.get("filename") or not params.get("length"):
