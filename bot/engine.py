@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import logging
 import uuid
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
@@ -40,7 +40,7 @@ from bot.messages import INTERNAL_ERROR, EventList, Reply, refusal
 from bot.metrics import CommandOutcome, Metrics
 from bot.models import Event, EventStatus, Rsvp, RsvpStatus, Speaker
 from bot.plaintext import format_moment
-from bot.rsvps import member_of, promote_waitlist, set_rsvp
+from bot.rsvps import Promotion, promote_waitlist, promotion_of, set_rsvp
 from bot.timeparse import TimeParseError, WallTime, format_duration, parse_durations
 
 log = logging.getLogger(__name__)
@@ -210,7 +210,7 @@ class Engine:
         else:
             text = f"Noted: you can't make {event.title}."
         effects: list[Effect] = [SeatsChanged(event.id or 0, result.reminders_moved)]
-        effects += [MemberPromoted(event.id or 0, member) for member in result.promoted]
+        effects += _promoted(event.id or 0, result.promoted)
         return Outcome(Reply(text, ok=not result.kept_previous), effects)
 
     async def _events(self, session: AsyncSession, inv: Invocation) -> Outcome:
@@ -318,7 +318,7 @@ class Engine:
         self._touch(session, event)
         await session.flush()
         promoted = await promote_waitlist(session, event.id or 0)
-        effects += [MemberPromoted(event.id or 0, member_of(rsvp)) for rsvp in promoted]
+        effects += _promoted(event.id or 0, [promotion_of(rsvp) for rsvp in promoted])
         return Outcome(Reply(f"Updated {event.title}: {', '.join(sorted(fields))}."), effects)
 
     async def _event_publish(self, session: AsyncSession, inv: Invocation) -> Outcome:
@@ -395,6 +395,10 @@ class Engine:
         event.sequence += 1
         event.updated_at = self.clock.now()
         session.add(event)
+
+
+def _promoted(event_id: int, promotions: Iterable[Promotion]) -> list[Effect]:
+    return [MemberPromoted(event_id, p.member, p.number) for p in promotions]
 
 
 def _notice(event: Event, change: AgendaChanged | None) -> list[Effect]:
