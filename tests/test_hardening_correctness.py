@@ -9,7 +9,10 @@ import pytest
 from fakes.slack import FakeSlack
 from slack_harness import ALICE, SLUG, SlackEmcee, running_emcee
 
+from bot.commands import Registry, UsageError
+
 BOB = ("U0BOB00002", "bob")
+registry = Registry()
 
 
 @pytest.fixture
@@ -30,3 +33,39 @@ async def test_a_member_promoted_twice_gets_a_dm_each_time(slack: SlackEmcee) ->
     dms = [m["text"] for m in slack.fake.messages.values() if m["channel"].startswith("D")]
     assert len(dms) == 2
     assert all("A seat opened up: you're going to PyData June" in text for text in dms)
+
+
+@pytest.mark.parametrize(
+    ("line", "text"),
+    [
+        ('emcee announce bk "Doors open at 5"', "Doors open at 5"),
+        ("emcee announce bk “Doors open at 5”", "Doors open at 5"),
+        ("emcee announce bk 'Doors open at 5'", "Doors open at 5"),
+        ('emcee announce bk "Doors" open at 5', '"Doors" open at 5'),  # not one quoted string: kept as typed
+        ("emcee announce bk 'Twas a long night, wasn't it", "'Twas a long night, wasn't it"),
+        ("emcee announce bk ' marks a quote", "' marks a quote"),
+    ],
+)
+def test_announce_text_loses_its_own_quotes_and_keeps_apostrophes(line: str, text: str) -> None:
+    """Hardening item 12: a rest-of-line text that is one quoted string is unquoted; apostrophes are text."""
+    assert registry.parse(line, ["bk"]).args == {"event": "bk", "text": text}
+
+
+@pytest.mark.parametrize(
+    ("line", "value"),
+    [
+        ("emcee speaker edit Pat --bio 'Twas", "'Twas"),
+        ("emcee speaker edit Pat --bio 'Bob's own talk'", "Bob's own talk"),
+        ("emcee speaker edit Pat --bio O'Brien", "O'Brien"),
+    ],
+)
+def test_a_single_quote_opens_a_string_only_when_one_closes_it_at_a_word_end(line: str, value: str) -> None:
+    """Hardening item 12: an apostrophe inside or before a word is literal unless a closing quote ends a word."""
+    assert registry.parse(line).args == {"name": "Pat", "bio": value}
+
+
+@pytest.mark.parametrize("line", ['emcee announce bk "Doors open at 5', "emcee announce bk “Doors open at 5"])
+def test_unterminated_double_and_curly_quotes_are_still_refused(line: str) -> None:
+    """Hardening item 12: only the single quote became lenient; other unterminated quotes are refused."""
+    with pytest.raises(UsageError, match="unterminated quote"):
+        registry.parse(line, ["bk"])
