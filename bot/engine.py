@@ -194,11 +194,12 @@ class Engine:
             raise UsageError(f"{event.title} is over; RSVPs are closed")
         wanted = _RSVP_STATUS[inv.args.get("status", "going")]
         result = await set_rsvp(session, event, inv.actor, wanted, guests, self.clock.now())
-        party = f" with {result.guests} guest{'s' if result.guests != 1 else ''}" if result.guests else ""
-        if result.kept_previous:
+        if result.kept_previous:  # a refusal: raising rolls back everything set_rsvp touched
             left = 0 if event.capacity is None else event.capacity - event.seats_taken
-            text = f"Only {left} seat{'s' if left != 1 else ''} left at {event.title}, so your RSVP is unchanged."
-        elif result.status is RsvpStatus.GOING:
+            seats = f"{left} seat{'s' if left != 1 else ''}"
+            raise UsageError(f"Only {seats} left at {event.title}, so your RSVP is unchanged.")
+        party = f" with {result.guests} guest{'s' if result.guests != 1 else ''}" if result.guests else ""
+        if result.status is RsvpStatus.GOING:
             text = f"✅ You're going to {event.title}{party}. {format_moment(event.starts_at, event.timezone)}."
         elif result.status is RsvpStatus.WAITLISTED:
             text = (
@@ -211,7 +212,7 @@ class Engine:
             text = f"Noted: you can't make {event.title}."
         effects: list[Effect] = [SeatsChanged(event.id or 0, result.reminders_moved)]
         effects += _promoted(event.id or 0, result.promoted)
-        return Outcome(Reply(text, ok=not result.kept_previous), effects)
+        return Outcome(Reply(text), effects)
 
     async def _events(self, session: AsyncSession, inv: Invocation) -> Outcome:
         events = (

@@ -6,10 +6,14 @@ from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
+from conftest import create_event, member, snapshot
 from fakes.slack import FakeSlack
 from slack_harness import ALICE, SLUG, SlackEmcee, running_emcee
 
 from bot.commands import Registry, UsageError
+from bot.db import Database
+from bot.engine import Engine
+from bot.invocation import Actor
 
 BOB = ("U0BOB00002", "bob")
 registry = Registry()
@@ -69,3 +73,16 @@ def test_unterminated_double_and_curly_quotes_are_still_refused(line: str) -> No
     """Hardening item 12: only the single quote became lenient; other unterminated quotes are refused."""
     with pytest.raises(UsageError, match="unterminated quote"):
         registry.parse(line, ["bk"])
+
+
+async def test_a_refused_rsvp_writes_nothing_not_even_the_display_name(engine: Engine, db: Database) -> None:
+    """Hardening item 16: "Only N seats left, so your RSVP is unchanged" leaves every row as it was."""
+    await create_event(engine, capacity=2)
+    assert (await engine.handle_text(Actor("console", "ada", "Ada"), None, "/rsvp going")).ok
+    assert (await engine.handle_text(member("bo"), None, "/rsvp going")).ok
+    before = await snapshot(db)
+
+    reply = await engine.handle_text(Actor("console", "ada", "Ada Renamed"), None, "/rsvp going +1")
+
+    assert await snapshot(db) == before
+    assert not reply.ok and "Only 0 seats left" in reply.text and reply.usage == "/rsvp [event] [going|maybe|no] [+N]"
