@@ -9,7 +9,8 @@ from __future__ import annotations
 
 import logging
 import uuid
-from collections.abc import Awaitable, Callable, Iterable
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable
+from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
@@ -117,21 +118,37 @@ class Engine:
         return reply
 
     async def _dispatch(self, command: Command | None, invocation: Invocation) -> tuple[Reply, CommandOutcome]:
+        reply, outcome, effects = await self._run(self.db.session(), command, invocation)
+        self.bus.publish(effects)
+        return reply, outcome
+
+    async def _run(
+        self, transaction: AbstractAsyncContextManager[AsyncSession], command: Command | None, invocation: Invocation
+    ) -> tuple[Reply, CommandOutcome, list[Effect]]:
+        """Check and run one command in `transaction`, which a refusal rolls back, so it writes nothing."""
         if command is None:
             unknown = UsageError(f"unknown command '{' '.join(invocation.command)}'. Try /emcee help")
-            return self._refusal(unknown), CommandOutcome.REFUSED
+            return self._refusal(unknown), CommandOutcome.REFUSED, []
         if command.organizer and not self.is_organizer(invocation.actor):
-            return Reply(f"Only organizers can use /{command.name}.", ok=False), CommandOutcome.DENIED
+            return Reply(f"Only organizers can use /{command.name}.", ok=False), CommandOutcome.DENIED, []
         try:
-            async with self.db.session() as session:
+            async with transaction as session:
                 outcome = await self._handlers[command.path](session, invocation)
         except UsageError as exc:
-            return self._refusal(exc, command), CommandOutcome.REFUSED
+            return self._refusal(exc, command), CommandOutcome.REFUSED, []
         except Exception:
             log.exception("command /%s failed", command.name)
-            return INTERNAL_ERROR, CommandOutcome.ERROR
-        self.bus.publish(outcome.effects)
-        return outcome.reply, CommandOutcome.OK if outcome.reply.ok else CommandOutcome.REFUSED
+            return INTERNAL_ERROR, CommandOutcome.ERROR, []
+        return outcome.reply, CommandOutcome.OK if outcome.reply.ok else CommandOutcome.REFUSED, outcome.effects
+
+    @asynccontextmanager
+    async def batch(self) -> AsyncIterator[Batch]:
+        """Commands that take effect together or not at all (an import): leaving with an exception
+        rolls every one of them back; effects are published only after the commit."""
+        async with self.db.session() as session:
+            batch = Batch(self, session)
+            yield batch
+        self.bus.publish(batch.effects)
 
     def is_organizer(self, actor: Actor) -> bool:
         organizers = self.settings.organizers
@@ -143,13 +160,6 @@ class Engine:
     async def event_slugs(self) -> list[str]:
         async with self.db.session() as session:
             return list((await session.exec(select(Event.slug))).all())
-
-    async def delete_event(self, slug: str) -> None:
-        """Remove an event and everything hanging off it (used to undo a failed import)."""
-        async with self.db.session() as session:
-            event = (await session.exec(select(Event).where(Event.slug == slug))).first()
-            if event is not None:
-                await session.delete(event)
 
     @staticmethod
     def _refusal(exc: UsageError, command: Command | None = None) -> Reply:
@@ -396,6 +406,28 @@ class Engine:
         event.sequence += 1
         event.updated_at = self.clock.now()
         session.add(event)
+
+
+@dataclass
+class Batch:
+    """Runs commands one after another in one transaction; see Engine.batch."""
+
+    engine: Engine
+    session: AsyncSession
+    effects: list[Effect] = field(default_factory=list)
+
+    async def handle(self, invocation: Invocation) -> Reply:
+        command = self.engine.registry.get(invocation.command)
+        reply, outcome, effects = await self.engine._run(_savepoint(self.session), command, invocation)
+        self.engine.metrics.command_handled(command.name if command else "unknown", outcome)
+        self.effects += effects
+        return reply
+
+
+@asynccontextmanager
+async def _savepoint(session: AsyncSession) -> AsyncIterator[AsyncSession]:
+    async with session.begin_nested():
+        yield session
 
 
 def _promoted(event_id: int, promotions: Iterable[Promotion]) -> list[Effect]:

@@ -13,10 +13,12 @@ from slack_harness import ALICE, SLUG, SlackEmcee, running_emcee
 from bot.commands import Registry, UsageError
 from bot.db import Database
 from bot.engine import Engine
+from bot.eventfile import EventFileError, import_event_file
 from bot.invocation import Actor
 
 BOB = ("U0BOB00002", "bob")
 registry = Registry()
+SAMPLE = Path(__file__).parent.parent / "examples" / "bookkeeper-2016-06.toml"
 
 
 @pytest.fixture
@@ -86,3 +88,25 @@ async def test_a_refused_rsvp_writes_nothing_not_even_the_display_name(engine: E
 
     assert await snapshot(db) == before
     assert not reply.ok and "Only 0 seats left" in reply.text and reply.usage == "/rsvp [event] [going|maybe|no] [+N]"
+
+
+@pytest.mark.parametrize(
+    ("old", "new", "problem"),
+    [
+        ('speakers = ["Diego Ongaro"]', 'speakers = ["Diego Ongaro", "X"]', "agenda.4: no speaker called 'X'"),
+        ('kind = "panel"', 'kind = "debate"', "agenda.5: 'debate' is not a valid kind"),
+    ],
+)
+async def test_a_failed_event_file_import_leaves_every_table_as_it_was(
+    engine: Engine, db: Database, tmp_path: Path, old: str, new: str, problem: str
+) -> None:
+    """Hardening item 17: an event file imports all or nothing; its speakers do not stay behind."""
+    await create_event(engine)
+    before = await snapshot(db)
+    bad = tmp_path / "bad.toml"
+    bad.write_text(SAMPLE.read_text().replace(old, new))
+
+    with pytest.raises(EventFileError, match=problem):
+        await import_event_file(engine, bad)
+
+    assert await snapshot(db) == before
