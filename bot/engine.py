@@ -40,7 +40,7 @@ from bot.invocation import Actor, ChannelRef, Invocation
 from bot.messages import INTERNAL_ERROR, EventList, Reply, refusal
 from bot.metrics import CommandOutcome, Metrics
 from bot.models import Event, EventStatus, Rsvp, RsvpStatus, Speaker
-from bot.plaintext import format_moment
+from bot.plaintext import format_moment, plural
 from bot.rsvps import Promotion, promote_waitlist, promotion_of, set_rsvp
 from bot.timeparse import TimeParseError, WallTime, format_duration, parse_durations
 
@@ -197,7 +197,7 @@ class Engine:
         event = await self.resolve_event(session, inv.args.get("event"))
         guests = inv.args.get("guests", 0)
         if guests > self.settings.bot.max_guests:
-            raise UsageError(f"you can bring at most {self.settings.bot.max_guests} guests")
+            raise UsageError(f"you can bring at most {plural(self.settings.bot.max_guests, 'guest')}")
         if event.status != EventStatus.PUBLISHED:
             raise UsageError(f"{event.title} is {event.status}; RSVPs are closed")
         if event.ends_at <= self.clock.now():
@@ -206,9 +206,8 @@ class Engine:
         result = await set_rsvp(session, event, inv.actor, wanted, guests, self.clock.now())
         if result.kept_previous:  # a refusal: raising rolls back everything set_rsvp touched
             left = 0 if event.capacity is None else event.capacity - event.seats_taken
-            seats = f"{left} seat{'s' if left != 1 else ''}"
-            raise UsageError(f"Only {seats} left at {event.title}, so your RSVP is unchanged.")
-        party = f" with {result.guests} guest{'s' if result.guests != 1 else ''}" if result.guests else ""
+            raise UsageError(f"Only {plural(left, 'seat')} left at {event.title}, so your RSVP is unchanged.")
+        party = f" with {plural(result.guests, 'guest')}" if result.guests else ""
         if result.status is RsvpStatus.GOING:
             text = f"✅ You're going to {event.title}{party}. {format_moment(event.starts_at, event.timezone)}."
         elif result.status is RsvpStatus.WAITLISTED:
@@ -324,7 +323,8 @@ class Engine:
         if "capacity" in args:
             capacity = args["capacity"] or None
             if capacity is not None and capacity < event.seats_taken:
-                raise UsageError(f"{event.seats_taken} seats are already taken; capacity can't go below that")
+                taken = plural(event.seats_taken, "seat")
+                raise UsageError(f"{taken} already taken; capacity can't go below that")
             event.capacity = capacity
         self._touch(session, event)
         await session.flush()

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import json
 from collections.abc import AsyncIterator
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
@@ -10,11 +12,15 @@ from conftest import create_event, member, snapshot
 from fakes.slack import FakeSlack
 from slack_harness import ALICE, SLUG, SlackEmcee, running_emcee
 
+from adapters.discord import embeds as discord_embeds
+from adapters.slack import blocks as slack_blocks
+from bot import plaintext
 from bot.commands import Registry, UsageError
 from bot.db import Database
 from bot.engine import Engine
 from bot.eventfile import EventFileError, import_event_file
 from bot.invocation import Actor
+from bot.messages import EventCard, EventList, When
 
 BOB = ("U0BOB00002", "bob")
 registry = Registry()
@@ -110,3 +116,43 @@ async def test_a_failed_event_file_import_leaves_every_table_as_it_was(
         await import_event_file(engine, bad)
 
     assert await snapshot(db) == before
+
+
+def _card(capacity: int, going: int) -> EventCard:
+    start = datetime(2026, 6, 12, 17, 30, tzinfo=UTC)
+    when = When(start, start + timedelta(hours=3), "Europe/London")
+    return EventCard("pydata-june", "PyData June", when, "", "", "", "published", capacity, going, 0, 0)
+
+
+@pytest.mark.parametrize(("left", "words"), [(1, "1 seat left"), (2, "2 seats left")])
+def test_every_renderer_counts_seats_in_good_english(left: int, words: str) -> None:
+    """Hardening item 13: "1 seat left", never "1 seats left", on the console, Slack and Discord."""
+    card = _card(capacity=10, going=10 - left)
+    assert words in plaintext.render(card)
+    assert words in json.dumps(slack_blocks.render(card).blocks)
+    listing = discord_embeds.render(EventList((card,)))
+    assert any(words in (embed.description or "") for page in listing for embed in page.embeds)
+
+
+@pytest.mark.parametrize(("pages", "words"), [(2, "1 more message not shown"), (3, "2 more messages not shown")])
+def test_discord_counts_the_messages_it_left_out(pages: int, words: str) -> None:
+    """Hardening item 13: the note under a truncated Discord post uses the helper too."""
+    kept = discord_embeds.truncate([discord_embeds.Page(f"page {n}") for n in range(pages)], 1)
+    assert words in kept[-1].content
+
+
+async def test_rsvp_replies_count_guests_and_seats_in_good_english(engine: Engine) -> None:
+    """Hardening item 13: the engine's replies say "1 guest", "2 guests" and "Only 1 seat left"."""
+    await create_event(engine, capacity=7)
+    assert (await engine.handle_text(member("ada"), None, "/rsvp going")).ok
+    assert "with 1 guest." in (await engine.handle_text(member("bo"), None, "/rsvp going +1")).text
+    assert "with 2 guests." in (await engine.handle_text(member("cy"), None, "/rsvp going +2")).text
+    assert "Only 1 seat left" in (await engine.handle_text(member("ada"), None, "/rsvp going +2")).text
+
+
+@pytest.mark.parametrize(("events", "words"), [(5, "…and 1 more event."), (6, "…and 2 more events.")])
+def test_slack_counts_the_events_it_left_out(events: int, words: str) -> None:
+    """Hardening item 13: an event list too long for Slack's blocks says "1 more event"."""
+    listing = EventList(tuple(_card(10, n) for n in range(events)))
+    blocks = slack_blocks.blocks_for(listing, 9)  # room for four events (two blocks each) and the note
+    assert words in json.dumps([block.to_dict() for block in blocks], ensure_ascii=False)
