@@ -144,7 +144,8 @@ class Engine:
     @asynccontextmanager
     async def batch(self) -> AsyncIterator[Batch]:
         """Commands that take effect together or not at all (an import): leaving with an exception
-        rolls every one of them back; effects are published only after the commit."""
+        rolls every one of them back; effects are published only after the commit. Inside it, use only
+        the batch: on SQLite another session would wait for this one to end."""
         async with self.db.session() as session:
             batch = Batch(self, session)
             yield batch
