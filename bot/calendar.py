@@ -5,10 +5,11 @@ Export: each event is a VEVENT whose UID never changes and whose SEQUENCE is the
 VTIMEZONE; each agenda item is a VEVENT of its own, RELATED-TO its event. DTSTAMP is the event's
 last change, so the same state always gives the same bytes (the feeds' ETag depends on it).
 
-Import: one VEVENT, as meetup sites export it, matched to an event by UID. The whole file is
-checked first (each content line, the BEGIN/END nesting, every property the event needs); only
-then is the event created or edited through the engine's own commands, so their checks and
-effects apply and a rejected file writes nothing.
+Import: one VEVENT, as meetup sites export it, matched to an event by UID, and the VEVENTs RELATED-TO
+it as its agenda (as our export writes them, speakers included), so our own export imports back. The
+whole file is checked first (each content line, the BEGIN/END nesting, every property the event
+needs); only then is the event created or edited through the engine's own commands, in one
+transaction, so their checks and effects apply and a rejected file writes nothing.
 """
 
 from __future__ import annotations
@@ -18,7 +19,7 @@ import logging
 import re
 import unicodedata
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import date, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -31,11 +32,11 @@ from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from bot import cards
-from bot.engine import DEFAULT_EVENT_LENGTH, Engine
+from bot.engine import DEFAULT_EVENT_LENGTH, Batch, Engine
 from bot.invocation import Actor, Invocation
-from bot.messages import AgendaEntry
-from bot.models import AgendaItem, Event, EventStatus
-from bot.plaintext import entry_line, speaker_label
+from bot.messages import AgendaEntry, SpeakerLine, When
+from bot.models import AgendaItem, Event, EventStatus, ItemKind, SpeakerRole
+from bot.plaintext import entry_line, plural, speaker_label
 from bot.timeparse import TimeParseError, WallTime, check_stored
 
 log = logging.getLogger(__name__)
@@ -43,6 +44,8 @@ log = logging.getLogger(__name__)
 PRODID = "-//Emcee//Emcee meetup bot//EN"
 REFRESH_INTERVAL = timedelta(hours=1)  # a hint to subscribed calendar apps
 IMPORTER = Actor("system", "ics-import", "iCalendar import")
+ITEM_TITLE_LIMIT: int = AgendaItem.__table__.c.title.type.length  # type: ignore[attr-defined]
+AFFILIATION = "X-EMCEE-AFFILIATION"  # a speaker's company: iCalendar has no property for it
 
 _STATUS = {EventStatus.PUBLISHED: "CONFIRMED", EventStatus.CANCELLED: "CANCELLED", EventStatus.DRAFT: "TENTATIVE"}
 
@@ -113,12 +116,23 @@ async def upcoming_feed(session: AsyncSession, now: datetime, name: str) -> Feed
     return Feed("calendar.ics", calendar.to_ical(), max((e.updated_at for e in events), default=None), len(events))
 
 
+def _event_description(description: str, entries: Sequence[AgendaEntry], zone: str) -> str:
+    """The event's description with its agenda below it, for calendar apps that show no related events."""
+    parts = [description] if description else []
+    if entries:
+        parts.append("\n".join([f"Agenda (times in {zone}):", *(entry_line(entry, zone) for entry in entries)]))
+    return "\n\n".join(parts)
+
+
+def _item_description(speakers: Sequence[SpeakerLine], abstract: str) -> str:
+    lines = [speaker_label(s) + (f": {s.bio}" if s.bio else "") for s in speakers]
+    if abstract:
+        lines += ["", abstract] if lines else [abstract]
+    return "\n".join(lines)
+
+
 def _event_component(event: Event, entries: Sequence[AgendaEntry]) -> VEvent:
     zone = ZoneInfo(event.timezone)
-    parts = [event.description] if event.description else []
-    if entries:
-        lines = [entry_line(entry, event.timezone) for entry in entries]
-        parts.append("\n".join([f"Agenda (times in {event.timezone}):", *lines]))
     return VEvent.new(
         uid=event.uid,
         sequence=event.sequence,
@@ -127,7 +141,7 @@ def _event_component(event: Event, entries: Sequence[AgendaEntry]) -> VEvent:
         start=event.starts_at.astimezone(zone),
         end=event.ends_at.astimezone(zone),
         summary=event.title,
-        description="\n\n".join(parts) or None,
+        description=_event_description(event.description, entries, event.timezone) or None,
         location=event.venue or None,
         url=event.url or None,
         status=_STATUS[EventStatus(event.status)],
@@ -136,9 +150,6 @@ def _event_component(event: Event, entries: Sequence[AgendaEntry]) -> VEvent:
 
 def _item_component(event: Event, item: AgendaItem, entry: AgendaEntry) -> VEvent:
     zone = ZoneInfo(event.timezone)
-    lines = [speaker_label(s) + (f": {s.bio}" if s.bio else "") for s in entry.speakers]
-    if entry.abstract:
-        lines += ["", entry.abstract] if lines else [entry.abstract]
     component = VEvent.new(
         uid=item_uid(event, item),
         sequence=event.sequence,
@@ -147,14 +158,30 @@ def _item_component(event: Event, item: AgendaItem, entry: AgendaEntry) -> VEven
         start=entry.when.starts_at.astimezone(zone),
         end=entry.when.ends_at.astimezone(zone),
         summary=f"{entry.title} ({event.title})",
-        description="\n".join(lines) or None,
+        description=_item_description(entry.speakers, entry.abstract) or None,
         location=event.venue or None,
         url=event.url or None,
         status=_STATUS[EventStatus(event.status)],
         categories=[entry.kind],
     )
     component.add("RELATED-TO", event.uid, parameters={"RELTYPE": "PARENT"})
+    for number, speaker in enumerate(entry.speakers, start=1):
+        component.add_component(_participant(f"speaker-{number}.{item_uid(event, item)}", speaker))
     return component
+
+
+def _participant(uid: str, speaker: SpeakerLine) -> Component:
+    """A speaker as an RFC 9073 PARTICIPANT; its type is the role (SPEAKER, MODERATOR, PANELIST)."""
+    participant = Component()
+    participant.name = "PARTICIPANT"
+    participant.add("UID", uid)
+    participant.add("PARTICIPANT-TYPE", speaker.role.upper())
+    participant.add("SUMMARY", speaker.name)
+    if speaker.affiliation:
+        participant.add(AFFILIATION, speaker.affiliation)
+    if speaker.bio:
+        participant.add("DESCRIPTION", speaker.bio)
+    return participant
 
 
 # -- import ---------------------------------------------------------------------------------------
@@ -166,7 +193,7 @@ class IcsError(Exception):
 
 @dataclass(frozen=True)
 class IcsEvent:
-    """The one VEVENT of a file, checked and in the terms of an Emcee event."""
+    """The file's event (a VEVENT), checked and in the terms of an Emcee event, with its agenda."""
 
     uid: str
     title: str
@@ -176,6 +203,7 @@ class IcsEvent:
     starts_at: datetime
     ends_at: datetime
     timezone: str
+    agenda: tuple[AgendaEntry, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -280,14 +308,81 @@ def read_ics(path: Path, default_zone: str) -> IcsEvent:
     vevents = [(c, part) for c, part in zip(components, outline, strict=True) if part.name == "VEVENT"]
     if not vevents:
         raise IcsError(f"{path}: no VEVENT; there is no event to import")
-    if len(vevents) > 1:
+    (vevent, part), related = _event_and_items(path, vevents)  # type: ignore[arg-type]
+    event = _event_of(path, vevent, part, default_zone)
+    items = [_item_of(path, item, item_part, event, default_zone) for item, item_part in related]
+    agenda = tuple(replace(entry, position=number) for number, entry in enumerate(items, start=1))
+    description = _without_suffix(event.description, _event_description("", agenda, event.timezone))
+    return replace(event, description=description, agenda=agenda)
+
+
+def _event_and_items(
+    path: Path, vevents: list[tuple[VEvent, _Outline]]
+) -> tuple[tuple[VEvent, _Outline], list[tuple[VEvent, _Outline]]]:
+    """The one event of the file, and the VEVENTs RELATED-TO it (its agenda, as our export writes it)."""
+    uids = {str(vevent.get("UID", "")) for vevent, _ in vevents} - {""}
+    roots = [(vevent, part) for vevent, part in vevents if _parent(vevent) not in uids]
+    related = [(vevent, part) for vevent, part in vevents if (vevent, part) not in roots]
+    if len(roots) != 1 or any(_parent(vevent) != str(roots[0][0].get("UID")) for vevent, _ in related):
         lines = ", ".join(str(part.line) for _, part in vevents)
-        raise IcsError(f"{path}: {len(vevents)} VEVENTs (lines {lines}); import takes a file with one event")
-    vevent, part = vevents[0]
-    return _event_of(path, vevent, part, default_zone)  # type: ignore[arg-type]
+        raise IcsError(
+            f"{path}: {plural(len(vevents), 'VEVENT')} (lines {lines}) not RELATED-TO one event; "
+            "import takes one event, with its agenda items RELATED-TO it"
+        )
+    return roots[0], related
 
 
-def _event_of(path: Path, vevent: VEvent, part: _Outline, default_zone: str) -> IcsEvent:
+def _parent(vevent: VEvent) -> str:
+    related = vevent.get("RELATED-TO")
+    return str(related) if related is not None and not isinstance(related, list) else ""
+
+
+def _item_of(path: Path, vevent: VEvent, part: _Outline, event: IcsEvent, default_zone: str) -> AgendaEntry:
+    """An agenda item from a VEVENT RELATED-TO the event: our export's summary, category and speakers."""
+    item = _event_of(path, vevent, part, default_zone, ITEM_TITLE_LIMIT + len(f" ({event.title})"))
+    kinds = [kind for kind in _categories(vevent) if kind in ItemKind.__members__.values()]
+    speakers = tuple(_speaker_of(c) for c in vevent.subcomponents if c.name == "PARTICIPANT")
+    return AgendaEntry(
+        position=0,
+        title=item.title.removesuffix(f" ({event.title})"),
+        kind=kinds[0] if kinds else ItemKind.TALK,
+        when=When(item.starts_at, item.ends_at, event.timezone),
+        speakers=speakers,
+        abstract=_without_prefix(item.description, _item_description(speakers, "")),
+    )
+
+
+def _categories(vevent: VEvent) -> list[str]:
+    try:
+        return [str(category).lower() for category in vevent.categories]
+    except (InvalidCalendar, ValueError):
+        return []
+
+
+def _speaker_of(participant: Component) -> SpeakerLine:
+    role = str(participant.get("PARTICIPANT-TYPE", "")).lower()
+    return SpeakerLine(
+        name=str(participant.get("SUMMARY", "")).strip(),
+        role=role if role in SpeakerRole.__members__.values() else SpeakerRole.SPEAKER,
+        affiliation=str(participant.get(AFFILIATION, "")).strip(),
+        bio=str(participant.get("DESCRIPTION", "")).strip(),
+    )
+
+
+def _without_suffix(text: str, suffix: str) -> str:
+    """`text` without the `suffix` our export appended to it (after a blank line, or as all of it)."""
+    if suffix and text == suffix:
+        return ""
+    return text.removesuffix(f"\n\n{suffix}") if suffix else text
+
+
+def _without_prefix(text: str, prefix: str) -> str:
+    if prefix and text == prefix:
+        return ""
+    return text.removeprefix(f"{prefix}\n\n") if prefix else text
+
+
+def _event_of(path: Path, vevent: VEvent, part: _Outline, default_zone: str, title_limit: int = 200) -> IcsEvent:
     def where(prop: str) -> str:
         return f"{path}: line {part.properties[prop]}: {prop}"
 
@@ -304,7 +399,7 @@ def _event_of(path: Path, vevent: VEvent, part: _Outline, default_zone: str) -> 
             raise IcsError(f"{where(prop)}: longer than {limit} characters")
         return value
 
-    uid, title = text("UID", 255), text("SUMMARY", 200)
+    uid, title = text("UID", 255), text("SUMMARY", title_limit)
     for prop, value in (("UID", uid), ("SUMMARY", title)):
         if not value:
             raise IcsError(f"{where(prop)}: empty")
@@ -348,26 +443,59 @@ def _event_of(path: Path, vevent: VEvent, part: _Outline, default_zone: str) -> 
 
 
 async def import_ics(engine: Engine, path: Path) -> ImportResult:
-    """Create the event (a draft) or bring it up to date; an identical file changes nothing."""
+    """Create the event (a draft) with its agenda, or bring the event up to date; an identical file changes
+    nothing. Everything runs in one transaction, so a file refused part-way writes nothing."""
     spec = read_ics(path, engine.settings.bot.timezone)
     async with engine.db.session() as session:
         event = (await session.exec(select(Event).where(Event.uid == spec.uid))).first()
-    if event is None:
-        slug = _unique_slug(spec.title, set(await engine.event_slugs()))
-        zone = ZoneInfo(spec.timezone)
-        args: dict[str, Any] = {
-            "slug": slug,
-            "uid": spec.uid,
-            "title": spec.title,
-            "starts": _wall(spec.starts_at, zone),
-            "ends": _wall(spec.ends_at, zone),
-            "timezone": spec.timezone,
-            "venue": spec.venue,
-            "url": spec.url,
-            "description": spec.description,
-        }
-        await _run(engine, path, ("emcee", "event", "create"), args)
-        return ImportResult(slug, "created")
+    slug = _unique_slug(spec.title, set(await engine.event_slugs())) if event is None else ""
+    async with engine.batch() as batch:
+        if event is None:
+            return await _create(batch, path, spec, slug)
+        return await _update(batch, path, spec, event)
+
+
+async def _create(batch: Batch, path: Path, spec: IcsEvent, slug: str) -> ImportResult:
+    zone = ZoneInfo(spec.timezone)
+    args: dict[str, Any] = {
+        "slug": slug,
+        "uid": spec.uid,
+        "title": spec.title,
+        "starts": _wall(spec.starts_at, zone),
+        "ends": _wall(spec.ends_at, zone),
+        "timezone": spec.timezone,
+        "venue": spec.venue,
+        "url": spec.url,
+        "description": spec.description,
+    }
+    await _run(batch, path, ("emcee", "event", "create"), args)
+    for speaker in {s.name: s for entry in spec.agenda for s in entry.speakers}.values():
+        fields = {"name": speaker.name, "affiliation": speaker.affiliation, "bio": speaker.bio}
+        await _run(batch, path, ("emcee", "speaker", "add"), fields, tolerate="already a speaker")
+    for entry in spec.agenda:
+        await _run(batch, path, ("emcee", "agenda", "add"), _item_args(slug, entry, zone))
+    return ImportResult(slug, "created")
+
+
+def _item_args(slug: str, entry: AgendaEntry, zone: ZoneInfo) -> dict[str, Any]:
+    """`agenda add` arguments for one item, its speakers by role."""
+    names = {role: [s.name for s in entry.speakers if s.role == role] for role in SpeakerRole}
+    args: dict[str, Any] = {
+        "event": slug,
+        "starts": _wall(entry.when.starts_at, zone),
+        "ends": _wall(entry.when.ends_at, zone),
+        "title": entry.title,
+        "kind": entry.kind,
+        "abstract": entry.abstract,
+        "speaker": names[SpeakerRole.SPEAKER],
+        "panelist": names[SpeakerRole.PANELIST],
+    }
+    if names[SpeakerRole.MODERATOR]:
+        args["moderator"] = names[SpeakerRole.MODERATOR][0]
+    return args
+
+
+async def _update(batch: Batch, path: Path, spec: IcsEvent, event: Event) -> ImportResult:
     changes: dict[str, Any] = {
         name: getattr(spec, name)
         for name in ("title", "description", "venue", "url")
@@ -378,15 +506,23 @@ async def import_ics(engine: Engine, path: Path) -> ImportResult:
         if spec.starts_at != event.starts_at:
             changes["starts"] = _wall(spec.starts_at, zone)
         changes["ends"] = _wall(spec.ends_at, zone)  # always: moving the start alone would move the end too
+    if changes:
+        await _run(batch, path, ("emcee", "event", "edit"), {"event": event.slug, **changes})
+    if spec.agenda:
+        stored = tuple(entry for _, entry in await cards.agenda_rows(batch.session, event))
+        if stored != spec.agenda:  # compared after the edit, which moves the agenda with the event
+            raise IcsError(
+                f"{path}: the agenda differs from {event.slug}'s; change it there with /emcee agenda "
+                "(an import updates the event, not its agenda)"
+            )
     if not changes:
         return ImportResult(event.slug, "unchanged")
-    await _run(engine, path, ("emcee", "event", "edit"), {"event": event.slug, **changes})
     return ImportResult(event.slug, "updated", tuple(sorted(changes)))
 
 
-async def _run(engine: Engine, path: Path, command: tuple[str, ...], args: dict[str, Any]) -> None:
-    reply = await engine.handle(Invocation(IMPORTER, None, command, args))
-    if not reply.ok:
+async def _run(batch: Batch, path: Path, command: tuple[str, ...], args: dict[str, Any], tolerate: str = "") -> None:
+    reply = await batch.handle(Invocation(IMPORTER, None, command, args))
+    if not reply.ok and not (tolerate and tolerate in reply.text):
         raise IcsError(f"{path}: {reply.text.removeprefix('⚠️ ')}")
 
 

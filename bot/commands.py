@@ -374,10 +374,13 @@ COMMANDS: tuple[Command, ...] = (
 class Token:
     text: str
     start: int  # offset in the line, so a rest-of-line argument keeps the original text
+    quoted: bool = False
 
 
-_TOKEN = re.compile(r'"((?:[^"\\]|\\.)*)"|“([^”]*)”|\'([^\']*)\'|(\S+)')
-_OPEN_QUOTES = ('"', "“", "'")
+# A single quote opens a string only where a closing one ends a word ('B C', 'Bob's talk'); otherwise,
+# as in 'Twas or a lone ', it is an apostrophe and part of the text.
+_TOKEN = re.compile(r'"((?:[^"\\]|\\.)*)"|“([^”]*)”|\'(.*?)\'(?=\s|$)|(\S+)')
+_OPEN_QUOTES = ('"', "“")
 
 
 def tokenize(text: str) -> list[Token]:
@@ -385,10 +388,11 @@ def tokenize(text: str) -> list[Token]:
     tokens: list[Token] = []
     for match in _TOKEN.finditer(text):
         double, curly, single, bare = match.groups()
-        if bare is not None and bare.startswith(_OPEN_QUOTES) and len(bare) >= 1:
+        if bare is not None and bare.startswith(_OPEN_QUOTES):
             raise UsageError(f"unterminated quote in: {text.strip()}")
         value = next(group for group in (double, curly, single, bare) if group is not None)
-        tokens.append(Token(value.replace('\\"', '"') if double is not None else value, match.start()))
+        value = value.replace('\\"', '"') if double is not None else value
+        tokens.append(Token(value, match.start(), quoted=bare is None))
     return _join_dates(tokens)
 
 
@@ -530,7 +534,7 @@ def _bind(command: Command, tokens: list[Token], text: str, events: Collection[s
         rest_arg = next((a for a in positionals if a.rest and a.name not in args), None)
         arg = _pick_positional(positionals, args, token.text, events, has_rest=rest_arg is not None)
         if arg is None and rest_arg is not None:
-            args[rest_arg.name] = rest_arg.convert(text[token.start :].strip())
+            args[rest_arg.name] = rest_arg.convert(_rest(tokens[index:], text))
             break
         if arg is None:
             _explain_misfit(command, args, [*taken_loosely, token.text])
@@ -542,6 +546,13 @@ def _bind(command: Command, tokens: list[Token], text: str, events: Collection[s
     _explain_misfit(command, args, taken_loosely)
     _check_required(command, args)
     return args
+
+
+def _rest(tokens: list[Token], text: str) -> str:
+    """The rest of the line as typed, or the string inside the quotes when it is one quoted string."""
+    if len(tokens) == 1 and tokens[0].quoted:
+        return tokens[0].text
+    return text[tokens[0].start :].strip()
 
 
 def _explain_misfit(command: Command, args: dict[str, Any], tokens: list[str]) -> None:

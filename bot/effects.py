@@ -63,8 +63,11 @@ class EventCancelled:
 
 @dataclass(frozen=True)
 class MemberPromoted:
+    """`number` is the member's count of promotions for this event: each one gets its own DM."""
+
     event_id: int
     member: Actor
+    number: int
 
 
 Effect = EventChanged | SeatsChanged | RemindersChanged | CardPosted | AgendaChanged | EventCancelled | MemberPromoted

@@ -9,7 +9,8 @@ from __future__ import annotations
 
 import logging
 import uuid
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable
+from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
 from typing import Any
@@ -40,8 +41,8 @@ from bot.invocation import Actor, ChannelRef, Invocation
 from bot.messages import INTERNAL_ERROR, READ_ONLY, EventList, Reply, refusal
 from bot.metrics import CommandOutcome, Metrics
 from bot.models import Event, EventStatus, Rsvp, RsvpStatus, Speaker
-from bot.plaintext import format_moment
-from bot.rsvps import member_of, promote_waitlist, set_rsvp
+from bot.plaintext import format_moment, plural
+from bot.rsvps import Promotion, promote_waitlist, promotion_of, set_rsvp
 from bot.timeparse import WallTime, format_duration, moved, parse_durations, zone_named
 
 log = logging.getLogger(__name__)
@@ -137,23 +138,40 @@ class Engine:
         return reply
 
     async def _dispatch(self, command: Command | None, invocation: Invocation) -> tuple[Reply, CommandOutcome]:
+        reply, outcome, effects = await self._run(self.db.session(), command, invocation)
+        self.bus.publish(effects)
+        return reply, outcome
+
+    async def _run(
+        self, transaction: AbstractAsyncContextManager[AsyncSession], command: Command | None, invocation: Invocation
+    ) -> tuple[Reply, CommandOutcome, list[Effect]]:
+        """Check and run one command in `transaction`, which a refusal rolls back, so it writes nothing."""
         if command is None:
             unknown = UsageError(f"unknown command '{' '.join(invocation.command)}'. Try /emcee help")
-            return self._refusal(unknown), CommandOutcome.REFUSED
+            return self._refusal(unknown), CommandOutcome.REFUSED, []
         if denied := self._denied(command, invocation.actor):
-            return denied, CommandOutcome.DENIED
+            return denied, CommandOutcome.DENIED, []
         try:
-            async with self.db.session() as session:
+            async with transaction as session:
                 outcome = await self._handlers[command.path](session, invocation)
         except UsageError as exc:
-            return self._refusal(exc, command), CommandOutcome.REFUSED
+            return self._refusal(exc, command), CommandOutcome.REFUSED, []
         except DatabaseReadOnly:  # the database logged it once; each sender hears why
-            return READ_ONLY, CommandOutcome.ERROR
+            return READ_ONLY, CommandOutcome.ERROR, []
         except Exception:
             log.exception("command /%s failed", command.name)
-            return INTERNAL_ERROR, CommandOutcome.ERROR
-        self.bus.publish(outcome.effects)
-        return outcome.reply, CommandOutcome.OK if outcome.reply.ok else CommandOutcome.REFUSED
+            return INTERNAL_ERROR, CommandOutcome.ERROR, []
+        return outcome.reply, CommandOutcome.OK if outcome.reply.ok else CommandOutcome.REFUSED, outcome.effects
+
+    @asynccontextmanager
+    async def batch(self) -> AsyncIterator[Batch]:
+        """Commands that take effect together or not at all (an import): leaving with an exception
+        rolls every one of them back; effects are published only after the commit. Inside it, use only
+        the batch: on SQLite another session would wait for this one to end."""
+        async with self.db.session() as session:
+            batch = Batch(self, session)
+            yield batch
+        self.bus.publish(batch.effects)
 
     def _denied(self, command: Command, actor: Actor) -> Reply | None:
         """The refusal of an organizer command to anyone else; None when `actor` may run `command`."""
@@ -179,13 +197,6 @@ class Engine:
     async def event_slugs(self) -> list[str]:
         async with self.db.session() as session:
             return list((await session.exec(select(Event.slug))).all())
-
-    async def delete_event(self, slug: str) -> None:
-        """Remove an event and everything hanging off it (used to undo a failed import)."""
-        async with self.db.session() as session:
-            event = (await session.exec(select(Event).where(Event.slug == slug))).first()
-            if event is not None:
-                await session.delete(event)
 
     @staticmethod
     def _refusal(exc: UsageError, command: Command | None = None) -> Reply:
@@ -233,18 +244,18 @@ class Engine:
         event = await self._sender_event(session, inv)
         guests = inv.args.get("guests", 0)
         if guests > self.settings.bot.max_guests:
-            raise UsageError(f"you can bring at most {self.settings.bot.max_guests} guests")
+            raise UsageError(f"you can bring at most {plural(self.settings.bot.max_guests, 'guest')}")
         if event.status != EventStatus.PUBLISHED:
             raise UsageError(f"{event.title} is {event.status}; RSVPs are closed")
         if event.ends_at <= self.clock.now():
             raise UsageError(f"{event.title} is over; RSVPs are closed")
         wanted = _RSVP_STATUS[inv.args.get("status", "going")]
         result = await set_rsvp(session, event, inv.actor, wanted, guests, self.clock.now())
-        party = f" with {result.guests} guest{'s' if result.guests != 1 else ''}" if result.guests else ""
-        if result.kept_previous:
+        if result.kept_previous:  # a refusal: raising rolls back everything set_rsvp touched
             left = 0 if event.capacity is None else event.capacity - event.seats_taken
-            text = f"Only {left} seat{'s' if left != 1 else ''} left at {event.title}, so your RSVP is unchanged."
-        elif result.status is RsvpStatus.GOING:
+            raise UsageError(f"Only {plural(left, 'seat')} left at {event.title}, so your RSVP is unchanged.")
+        party = f" with {plural(result.guests, 'guest')}" if result.guests else ""
+        if result.status is RsvpStatus.GOING:
             text = f"✅ You're going to {event.title}{party}. {format_moment(event.starts_at, event.timezone)}."
         elif result.status is RsvpStatus.WAITLISTED:
             text = (
@@ -256,8 +267,8 @@ class Engine:
         else:
             text = f"Noted: you can't make {event.title}."
         effects: list[Effect] = [SeatsChanged(event.id or 0, result.reminders_moved)]
-        effects += [MemberPromoted(event.id or 0, member) for member in result.promoted]
-        return Outcome(Reply(text, ok=not result.kept_previous), effects)
+        effects += _promoted(event.id or 0, result.promoted)
+        return Outcome(Reply(text), effects)
 
     async def _events(self, session: AsyncSession, inv: Invocation) -> Outcome:
         events = (
@@ -367,12 +378,13 @@ class Engine:
         if "capacity" in args:
             capacity = args["capacity"] or None
             if capacity is not None and capacity < event.seats_taken:
-                raise UsageError(f"{event.seats_taken} seats are already taken; capacity can't go below that")
+                taken = plural(event.seats_taken, "seat")
+                raise UsageError(f"{taken} already taken; capacity can't go below that")
             event.capacity = capacity
         self._touch(session, event)
         await session.flush()
         promoted = await promote_waitlist(session, event.id or 0)
-        effects += [MemberPromoted(event.id or 0, member_of(rsvp)) for rsvp in promoted]
+        effects += _promoted(event.id or 0, [promotion_of(rsvp) for rsvp in promoted])
         return Outcome(Reply(f"Updated {event.title}: {', '.join(sorted(fields))}. {notes}".rstrip()), effects)
 
     async def _event_publish(self, session: AsyncSession, inv: Invocation) -> Outcome:
@@ -464,6 +476,32 @@ def _visible(query: SelectOfScalar[Event], organizer: bool, member: Actor | None
         )
         seen = or_(seen, and_(col(Event.status) == EventStatus.CANCELLED, rsvped))
     return query.where(seen)
+
+
+@dataclass
+class Batch:
+    """Runs commands one after another in one transaction; see Engine.batch."""
+
+    engine: Engine
+    session: AsyncSession
+    effects: list[Effect] = field(default_factory=list)
+
+    async def handle(self, invocation: Invocation) -> Reply:
+        command = self.engine.registry.get(invocation.command)
+        reply, outcome, effects = await self.engine._run(_savepoint(self.session), command, invocation)
+        self.engine.metrics.command_handled(command.name if command else "unknown", outcome)
+        self.effects += effects
+        return reply
+
+
+@asynccontextmanager
+async def _savepoint(session: AsyncSession) -> AsyncIterator[AsyncSession]:
+    async with session.begin_nested():
+        yield session
+
+
+def _promoted(event_id: int, promotions: Iterable[Promotion]) -> list[Effect]:
+    return [MemberPromoted(event_id, p.member, p.number) for p in promotions]
 
 
 def _notice(event: Event, change: AgendaChanged | None) -> list[Effect]:

@@ -1,7 +1,8 @@
 """Event files (TOML): an event with its speakers and agenda, imported through the engine's own commands.
 
 Importing issues the same commands an organizer would type, so every check of the engine applies.
-The whole file is validated first; a file that names an existing event is refused.
+The whole file is validated first; a file that names an existing event is refused. The commands run in
+one transaction, so a file that fails part-way leaves nothing behind.
 """
 
 from __future__ import annotations
@@ -125,27 +126,28 @@ async def import_event_file(engine: Engine, path: Path, starts_at: datetime | No
     if spec.event.slug in await engine.event_slugs():
         raise EventFileError(f"{path}: event '{spec.event.slug}' already exists; nothing was imported")
 
-    async def run(where: str, command: tuple[str, ...], raw: dict[str, Any], tolerate: str = "") -> None:
-        """Issue one command with the same conversions and checks as typed platform options."""
-        try:
-            args = engine.registry.convert(engine.registry.get(command), raw)  # type: ignore[arg-type]
-        except UsageError as exc:
-            raise EventFileError(f"{path}: {where}: {exc.message}") from None
-        reply = await engine.handle(Invocation(IMPORTER, None, command, args))
-        if not reply.ok and not (tolerate and tolerate in reply.text):
-            raise EventFileError(f"{path}: {where}: {reply.text.removeprefix('⚠️ ')}")
+    async with engine.batch() as batch:  # every command, or none: a refusal below rolls them all back
 
-    event = spec.event
-    await run(
-        "event",
-        ("emcee", "event", "create"),
-        {
-            **event.model_dump(exclude={"starts", "ends"}),
-            "starts": _local(times["event.starts"], zone),
-            "ends": _local(times["event.ends"], zone),
-        },
-    )
-    try:
+        async def run(where: str, command: tuple[str, ...], raw: dict[str, Any], tolerate: str = "") -> None:
+            """Issue one command with the same conversions and checks as typed platform options."""
+            try:
+                args = engine.registry.convert(engine.registry.get(command), raw)  # type: ignore[arg-type]
+            except UsageError as exc:
+                raise EventFileError(f"{path}: {where}: {exc.message}") from None
+            reply = await batch.handle(Invocation(IMPORTER, None, command, args))
+            if not reply.ok and not (tolerate and tolerate in reply.text):
+                raise EventFileError(f"{path}: {where}: {reply.text.removeprefix('⚠️ ')}")
+
+        event = spec.event
+        await run(
+            "event",
+            ("emcee", "event", "create"),
+            {
+                **event.model_dump(exclude={"starts", "ends"}),
+                "starts": _local(times["event.starts"], zone),
+                "ends": _local(times["event.ends"], zone),
+            },
+        )
         for index, speaker in enumerate(spec.speakers):
             await run(f"speakers.{index}", ("emcee", "speaker", "add"), speaker.model_dump(), "already a speaker")
         for index, item in enumerate(spec.agenda):
@@ -154,7 +156,4 @@ async def import_event_file(engine: Engine, path: Path, starts_at: datetime | No
             raw |= {"starts": _local(times[f"agenda.{index}.starts"], zone)}
             raw |= {"ends": _local(times[f"agenda.{index}.ends"], zone)}
             await run(f"agenda.{index}", ("emcee", "agenda", "add"), raw)
-    except EventFileError:
-        await engine.delete_event(event.slug)
-        raise
     return event.slug

@@ -135,6 +135,7 @@ class Rsvp(SQLModel, table=True):
     guests: int = 0
     queued_at: datetime = Field(sa_column=_utc_column())
     dm_reminders: bool = False
+    promotions: int = 0  # times promoted from the waitlist; numbers each promotion's DM
 
 
 class Delivery(SQLModel, table=True):

@@ -27,6 +27,11 @@ from bot.messages import (
 from bot.timeparse import format_duration
 
 
+def plural(count: int, noun: str, nouns: str = "") -> str:
+    """'1 seat', '2 seats': a count with its noun in number; `nouns` when the plural is not noun + s."""
+    return f"{count} {noun if count == 1 else nouns or noun + 's'}"
+
+
 def shorten(text: str, limit: int) -> str:
     """`text` cut to at most `limit` characters, ending in an ellipsis when cut."""
     return text if len(text) <= limit else text[: limit - 1].rstrip() + "…"
@@ -77,7 +82,7 @@ def seats_line(card: EventCard) -> str:
     if card.capacity is None:
         seats = f"{card.going} going"
     else:
-        seats = f"{card.going}/{card.capacity} going, {card.seats_left} seats left"
+        seats = f"{card.going}/{card.capacity} going, {plural(card.seats_left or 0, 'seat')} left"
     if card.waitlist:
         seats += f", {card.waitlist} on the waitlist"
     if card.maybe:

@@ -129,13 +129,13 @@ class Publisher:
                 event = await self._event(event_id)
                 notice = Notice(f"❌ {event.title} is cancelled. Sorry, and thanks for your RSVPs.", event.slug)
                 await self.broadcast(f"cancelled:{event_id}", lambda: _const(notice))
-            case MemberPromoted(event_id, member):
+            case MemberPromoted(event_id, member, number):
                 event = await self._event(event_id)
                 text = f"🎉 A seat opened up: you're going to {event.title}. Can't make it? /rsvp {event.slug} no"
                 if member.platform in self.adapters:
                     target = Target(member.platform, member.user_id, user=True)
                     await self.outbox.deliver(
-                        f"promoted:{event_id}:{member.user_id}", target, lambda: _const(Notice(text))
+                        f"promoted:{event_id}:{member.user_id}:{number}", target, lambda: _const(Notice(text))
                     )
 
     def targets(self) -> list[Target]:

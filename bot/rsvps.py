@@ -20,17 +20,29 @@ from bot.models import Event, Rsvp, RsvpStatus
 
 
 @dataclass(frozen=True)
+class Promotion:
+    """A member moved up from the waitlist; `number` counts their promotions, so each one is told."""
+
+    member: Actor
+    number: int
+
+
+@dataclass(frozen=True)
 class RsvpOutcome:
     status: RsvpStatus
     guests: int
     waitlist_position: int | None = None
     kept_previous: bool = False  # asked for more seats than are free; the old RSVP stands
-    promoted: tuple[Actor, ...] = ()
+    promoted: tuple[Promotion, ...] = ()
     reminders_moved: bool = False  # someone who asked for DM reminders started or stopped going
 
 
 def member_of(rsvp: Rsvp) -> Actor:
     return Actor(rsvp.platform, rsvp.user_id, rsvp.display_name)
+
+
+def promotion_of(rsvp: Rsvp) -> Promotion:
+    return Promotion(member_of(rsvp), rsvp.promotions)
 
 
 def party_size(rsvp: Rsvp) -> int:
@@ -77,6 +89,7 @@ async def promote_waitlist(session: AsyncSession, event_id: int) -> tuple[Rsvp, 
             continue
         if await take_seats(session, event_id, party_size(rsvp)):
             rsvp.status = RsvpStatus.GOING
+            rsvp.promotions += 1
             session.add(rsvp)
             promoted.append(rsvp)
             if free is not None:
@@ -135,8 +148,8 @@ async def set_rsvp(
     went = (before is RsvpStatus.GOING) != (rsvp.status == RsvpStatus.GOING)
     reminders_moved = (went and rsvp.dm_reminders) or any(p.dm_reminders for p in promoted)
     position = await waitlist_position(session, rsvp) if rsvp.status == RsvpStatus.WAITLISTED else None
-    members = tuple(member_of(p) for p in promoted)
-    return RsvpOutcome(RsvpStatus(rsvp.status), rsvp.guests, position, outcome, members, reminders_moved)
+    promotions = tuple(promotion_of(p) for p in promoted)
+    return RsvpOutcome(RsvpStatus(rsvp.status), rsvp.guests, position, outcome, promotions, reminders_moved)
 
 
 async def _apply(

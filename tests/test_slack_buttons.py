@@ -52,7 +52,7 @@ async def test_going_click_rsvps_answers_the_clicker_and_updates_the_card(emcee:
 
     assert (ack.status, ack.text) == (200, "")  # acknowledged at once, with no body
     assert answer.startswith("✅ You're going to PyData June.")
-    assert "1/2 going, 1 seats left" in card_text(emcee, card_ts)
+    assert "1/2 going, 1 seat left" in card_text(emcee, card_ts)
     assert emcee.fake.calls_to("chat.update")[-1].params["ts"] == card_ts
 
 

@@ -32,7 +32,16 @@ from bot.messages import (
     SpeakerLine,
     When,
 )
-from bot.plaintext import attendee_totals, format_lead, format_moment, format_when, seats_line, shorten, speaker_label
+from bot.plaintext import (
+    attendee_totals,
+    format_lead,
+    format_moment,
+    format_when,
+    plural,
+    seats_line,
+    shorten,
+    speaker_label,
+)
 
 # Discord's documented limits.
 CONTENT = 2000
@@ -105,7 +114,7 @@ def truncate(pages: list[Page], count: int) -> list[Page]:
     if len(pages) <= count:
         return pages
     kept = pages[:count]
-    note = f"(… {len(pages) - count} more message{'s' if len(pages) - count != 1 else ''} not shown)"
+    note = f"(… {plural(len(pages) - count, 'more message')} not shown)"
     last = kept[-1]
     content = f"{shorten(last.content, CONTENT - len(note) - 1)}\n{note}" if last.content else note
     kept[-1] = Page(content, last.embeds)

@@ -363,5 +363,5 @@ def _(listing: EventList, room: int) -> list[Block]:
         )
         blocks += [section(summary), rsvp_buttons(card)]
     if len(shown) < len(listing.events):
-        blocks.append(context(f"…and {len(listing.events) - len(shown)} more events."))
+        blocks.append(context(f"…and {plaintext.plural(len(listing.events) - len(shown), 'more event')}."))
     return blocks
