@@ -41,6 +41,7 @@ class ArgKind(StrEnum):
 _SPECIFIC = {ArgKind.CHOICE, ArgKind.GUESTS, ArgKind.DURATION, ArgKind.TIME, ArgKind.INT}
 _SLUG = re.compile(r"^[a-z0-9][a-z0-9-]{0,63}$")
 _GUESTS = re.compile(r"^\+(\d{1,3})$")
+_CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")  # C0 controls but tab and line breaks, and DEL
 
 
 def _as_int(text: str) -> int:
@@ -123,6 +124,8 @@ class Arg:
     def convert(self, text: str) -> Any:
         if self.max_length is not None and len(text) > self.max_length:
             raise UsageError(f"{self.name} is {len(text)} characters; at most {self.max_length}")
+        if control := _CONTROL.search(text):
+            raise UsageError(f"{self.name} holds a control character (U+{ord(control.group()):04X}); remove it")
         if self.kind is ArgKind.CHOICE:
             value = text.lower()
             if value not in self.choices:

@@ -19,12 +19,13 @@ from test_runner import GENERAL, add_event, make_runner
 
 from bot import cards
 from bot.clock import FakeClock
-from bot.commands import COMMANDS, ArgKind
+from bot.commands import COMMANDS, ArgKind, UsageError
 from bot.config import ConfigError, HttpSettings, load_settings
 from bot.db import Database
 from bot.engine import Engine
 from bot.feeds import CalendarFeeds
 from bot.http import HttpServer
+from bot.invocation import Actor
 from bot.models import Event
 from schedules.planner import Kind, Rules
 
@@ -116,7 +117,8 @@ async def add_bad_event(db: Database, good_id: int, starts_at: datetime, **colum
     """A row that today's commands would refuse, written directly as an older version might have."""
     async with db.engine.begin() as connection:
         row = (await connection.execute(sa.select(Event.__table__).where(Event.__table__.c.id == good_id))).one()
-        values = dict(row._mapping) | {"id": None, "slug": "bad-row", "uid": "bad@test", "starts_at": starts_at}
+        values = {name: value for name, value in row._mapping.items() if name != "id"}
+        values |= {"slug": "bad-row", "uid": "bad@test", "starts_at": starts_at}
         values |= {"ends_at": starts_at + timedelta(hours=2)} | columns
         await connection.execute(sa.insert(Event.__table__).values(**values))
 
@@ -296,3 +298,37 @@ async def test_an_ambiguous_wall_time_takes_the_first_and_says_so(engine: Engine
     async with engine.db.session() as session:
         event = (await session.exec(select(Event))).one()
     assert event.starts_at == datetime(2026, 11, 1, 8, 30, tzinfo=UTC)
+
+
+@pytest.mark.parametrize(
+    ("who", "line"),
+    [
+        (ORGANIZER, '/emcee event create nul "Null\x00Night" --starts "2026-07-01 18:00"'),
+        (ORGANIZER, '/emcee speaker add "Ada\x00"'),
+        (ORGANIZER, "/emcee announce bk-june doors open\x00"),
+        (member("m1"), "/emcee help rsvp\x07"),
+    ],
+)
+async def test_control_characters_in_typed_text_are_refused_without_writes(
+    engine: Engine, db: Database, who: Actor, line: str
+) -> None:
+    """Hardening item 8: text is bounded in what it holds as well as its length. PostgreSQL refuses a NUL
+    byte outright ("Something went wrong"); every control character but a line break or tab is refused
+    with the argument named, on both databases."""
+    await create_event(engine)
+    before = await snapshot(db)
+    reply = await engine.handle_text(who, None, line)
+    assert not reply.ok
+    assert "control character" in reply.text, reply.text
+    assert await snapshot(db) == before
+
+
+async def test_control_characters_in_discord_options_are_refused_without_writes(engine: Engine, db: Database) -> None:
+    """Hardening item 8: the same rule for typed options (the Discord path), an event reference included."""
+    await create_event(engine)
+    before = await snapshot(db)
+    command = engine.registry.get(("rsvp",))
+    assert command is not None
+    with pytest.raises(UsageError, match="control character"):
+        engine.registry.convert(command, {"event": "bk\x00"})
+    assert await snapshot(db) == before

@@ -16,10 +16,11 @@ import sqlite3
 from collections.abc import AsyncIterator, Awaitable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from typing import Any
 
 import pytest
-from conftest import NOW, ORGANIZER, snapshot
+from conftest import NOW, ORGANIZER, database_url, snapshot
 from hypothesis import HealthCheck, Phase, given, settings
 from hypothesis import strategies as st
 from sqlalchemy.engine import make_url
@@ -192,6 +193,16 @@ async def check_plan(world: World) -> None:
     posts = plan(await world.runner.snapshots(now), world.runner.rules, world.runner.targets, now).posts
     for post in posts:
         assert now - world.runner.rules.grace <= post.run_at < YEAR_2100, f"{post.key} runs at {post.run_at}"
+
+
+@pytest.fixture
+async def db(tmp_path: Path) -> AsyncIterator[Database]:
+    """SQLite only, unlike conftest's `db`: the suite learns whether a command committed from SQLite's
+    PRAGMA data_version. The database-level invariants run on PostgreSQL in their own tests."""
+    database = Database(database_url(tmp_path))
+    await database.upgrade()
+    yield database
+    await database.close()
 
 
 @pytest.fixture
