@@ -37,7 +37,7 @@ from bot.invocation import Actor, Invocation
 from bot.messages import AgendaEntry, SpeakerLine, When
 from bot.models import AgendaItem, Event, EventStatus, ItemKind, SpeakerRole
 from bot.plaintext import entry_line, plural, speaker_label
-from bot.timeparse import TimeParseError, WallTime, check_stored
+from bot.timeparse import WallTime, stored_usable
 
 log = logging.getLogger(__name__)
 
@@ -69,12 +69,7 @@ class Feed:
 
 def exportable(event: Event) -> bool:
     """Whether the row can be exported; one that a newer version would refuse is logged and left out."""
-    try:
-        check_stored(event.starts_at, event.ends_at, event.timezone)
-    except TimeParseError as exc:
-        log.warning("event %s is left out of calendars: %s", event.slug, exc)
-        return False
-    return True
+    return stored_usable(event.slug, event.starts_at, event.ends_at, event.timezone, "calendars")
 
 
 def item_uid(event: Event, item: AgendaItem) -> str:

@@ -7,11 +7,14 @@ and instants from EARLIEST up to (not including) LATEST.
 
 from __future__ import annotations
 
+import logging
 import re
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta
 from functools import cache
 from zoneinfo import ZoneInfo, available_timezones
+
+log = logging.getLogger(__name__)
 
 _DURATION = re.compile(r"^([+-])?((?:\d+[dhms])+)$")
 _PART = re.compile(r"(\d+)([dhms])")
@@ -72,11 +75,17 @@ def moved(moment: datetime, delta: timedelta, what: str) -> datetime:
         raise TimeParseError(f"{what} would leave the calendar; use {DATE_RANGE}") from None
 
 
-def check_stored(starts_at: datetime, ends_at: datetime, zone: str) -> None:
-    """Whether a stored event (perhaps written by an older version) is one today's commands would accept."""
-    zone_named(zone)
-    check_moment(starts_at, "the start")
-    check_moment(ends_at, "the end")
+def stored_usable(name: str, starts_at: datetime, ends_at: datetime, zone: str, left_out_of: str) -> bool:
+    """Whether a stored event (perhaps written by an older version) is one today's commands would accept.
+    One that is not is logged, naming what it is left out of, so one bad row never stops the others."""
+    try:
+        zone_named(zone)
+        check_moment(starts_at, "the start")
+        check_moment(ends_at, "the end")
+    except TimeParseError as exc:
+        log.warning("event %s is left out of %s: %s", name, left_out_of, exc)
+        return False
+    return True
 
 
 @cache

@@ -35,7 +35,7 @@ from bot.effects import Effect, EventChanged, RemindersChanged, SeatsChanged
 from bot.messages import AgendaEntry, Message, Reminder, SpeakerIntro
 from bot.metrics import Metrics
 from bot.models import AgendaItem, Event, EventStatus, Rsvp, RsvpStatus
-from bot.timeparse import TimeParseError, check_stored, parse_durations
+from bot.timeparse import TimeParseError, parse_durations, stored_usable
 from schedules.planner import ITEM_POSTS, EventSnapshot, ItemSnapshot, Kind, Plan, PlannedPost, Rules, plan
 
 log = logging.getLogger(__name__)
@@ -388,12 +388,7 @@ _job.__signature__ = inspect.signature(_job)  # type: ignore[attr-defined]
 
 def _plannable(event: Event) -> bool:
     """Whether the row can be planned; one that a newer version would refuse is logged and left out."""
-    try:
-        check_stored(event.starts_at, event.ends_at, event.timezone)
-    except TimeParseError as exc:
-        log.warning("event %s is not scheduled: %s", event.slug, exc)
-        return False
-    return True
+    return stored_usable(event.slug, event.starts_at, event.ends_at, event.timezone, "timed posts")
 
 
 def _offsets(event: Event) -> tuple[timedelta, ...] | None:
