@@ -10,6 +10,7 @@ from datetime import datetime, timedelta
 
 import pytest
 from conftest import ORGANIZER
+from ledger_rows import delivery_row
 from sqlmodel import select
 from test_delivery import RecordingAdapter
 
@@ -296,7 +297,7 @@ async def test_a_crash_mid_fan_out_is_retried_once_and_a_sent_target_never(db: D
         await runner.settle()
         await runner.stop()
         assert [s.target for s in adapter.sent] == ([GENERAL] if restart == 0 else [])
-    retried = await ledger.status(post, GENERAL)
+    retried = await delivery_row(db, post, GENERAL)
     assert retried is not None and retried.status == DeliveryStatus.SENT and retried.attempts == 2
 
 
@@ -305,7 +306,7 @@ async def test_a_claim_under_its_lease_is_looked_at_again_when_the_lease_lapses(
     event_id, _ = await add_event(db, start)
     post = f"start:{event_id}:{start.isoformat()}"
     clock.set(start)
-    assert await Ledger(db, clock).claim(post, GENERAL)  # another process is sending it right now
+    assert await Ledger(db, clock).claim_many(post, [GENERAL]) == [GENERAL]  # another process is sending it right now
     clock.advance(timedelta(seconds=30))
     adapter = RecordingAdapter()
     runner = make_runner(db, clock, adapter, Rules(event_offsets=()))
