@@ -20,7 +20,7 @@ from sqlmodel import and_, col, or_, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 from sqlmodel.sql.expression import SelectOfScalar
 
-from bot import cards
+from bot import compose as cards
 from bot.agenda import AgendaEditor
 from bot.clock import Clock
 from bot.commands import Command, Registry, UsageError, time_errors

@@ -24,6 +24,7 @@ from bot.messages import (
     SpeakerLine,
     When,
 )
+from bot.statuses import EventStatus
 from bot.timeparse import format_duration
 
 
@@ -105,7 +106,10 @@ def render(message: Message) -> str:
 
 @render.register
 def _(card: EventCard) -> str:
-    lines = [f"📣 {card.title}" + ("  [CANCELLED]" if card.status == "cancelled" else ""), format_when(card.when)]
+    lines = [
+        f"📣 {card.title}" + ("  [CANCELLED]" if card.status is EventStatus.CANCELLED else ""),
+        format_when(card.when),
+    ]
     if card.venue:
         lines.append(f"📍 {card.venue}")
     if card.url:

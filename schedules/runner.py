@@ -27,16 +27,16 @@ from apscheduler.triggers.date import DateTrigger
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
-from bot import cards
+from bot import compose
 from bot.clock import Clock
 from bot.db import Database
 from bot.delivery import Outbox, Target
 from bot.effects import Effect, EventChanged, RemindersChanged, SeatsChanged
-from bot.messages import AgendaEntry, Message, Reminder, SpeakerIntro
+from bot.messages import AgendaEntry, Message
 from bot.metrics import Metrics
 from bot.models import AgendaItem, Event, EventStatus, Rsvp, RsvpStatus
 from bot.timeparse import TimeParseError, parse_durations, stored_usable
-from schedules.planner import ITEM_POSTS, EventSnapshot, ItemSnapshot, Kind, Plan, PlannedPost, Rules, plan
+from schedules.planner import ITEM_POSTS, EventSnapshot, ItemSnapshot, Plan, PlannedPost, PostKind, Rules, plan
 
 log = logging.getLogger(__name__)
 
@@ -261,7 +261,11 @@ class Runner:
             return []
         kinds = {post.kind for post in live}
         snapshots, events, entries = await self._load(
-            session, now, {post.event_id for post in live}, entries=bool(kinds & ITEM_POSTS), members=Kind.DM in kinds
+            session,
+            now,
+            {post.event_id for post in live},
+            entries=bool(kinds & ITEM_POSTS),
+            members=PostKind.DM in kinds,
         )
         planned = {post.key: post for post in plan(snapshots, self.rules, self.targets, now).posts}
         built: list[tuple[PlannedPost, Message]] = []
@@ -339,7 +343,7 @@ class Runner:
         items: defaultdict[int, list[ItemSnapshot]] = defaultdict(list)
         agendas: dict[int, dict[int, AgendaEntry]] = {}
         if entries:
-            for agenda_event, agenda in (await cards.agendas(session, list(events.values()))).items():
+            for agenda_event, agenda in (await compose.agendas(session, list(events.values()))).items():
                 items[agenda_event] = [ItemSnapshot(item.id or 0, item.kind, item.starts_at) for item, _ in agenda]
                 agendas[agenda_event] = {item.id or 0: entry for item, entry in agenda}
         else:
@@ -403,13 +407,12 @@ def _offsets(event: Event) -> tuple[timedelta, ...] | None:
 
 
 def _message(event: Event, post: PlannedPost, entries: dict[int, dict[int, AgendaEntry]]) -> Message | None:
-    """The post's message, from the event and its agenda entries as they are now."""
-    when = cards.when_of(event)
-    if post.kind in (Kind.REMINDER, Kind.STARTING, Kind.DM):
-        return Reminder(event.slug, event.title, when, event.venue, post.lead)
+    """The post's message, from the event and its agenda entries as they are now (None: the item is gone)."""
+    if post.kind in (PostKind.REMINDER, PostKind.STARTING, PostKind.DM):
+        return compose.reminder(event, post.lead)
     entry = entries.get(post.event_id, {}).get(post.item_id or 0)
     if entry is None:
         return None
-    if post.kind is Kind.INTRO:
-        return SpeakerIntro(event.slug, event.title, entry)
-    return Reminder(event.slug, event.title, when, event.venue, post.lead, entry)
+    if post.kind is PostKind.INTRO:
+        return compose.speaker_intro(event, entry)
+    return compose.reminder(event, post.lead, entry)

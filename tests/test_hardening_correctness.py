@@ -21,6 +21,7 @@ from bot.engine import Engine
 from bot.eventfile import EventFileError, import_event_file
 from bot.invocation import Actor
 from bot.messages import EventCard, EventList, When
+from bot.statuses import EventStatus
 
 BOB = ("U0BOB00002", "bob")
 registry = Registry()
@@ -121,7 +122,7 @@ async def test_a_failed_event_file_import_leaves_every_table_as_it_was(
 def _card(capacity: int, going: int) -> EventCard:
     start = datetime(2026, 6, 12, 17, 30, tzinfo=UTC)
     when = When(start, start + timedelta(hours=3), "Europe/London")
-    return EventCard("pydata-june", "PyData June", when, "", "", "", "published", capacity, going, 0, 0)
+    return EventCard("pydata-june", "PyData June", when, "", "", "", EventStatus.PUBLISHED, capacity, going, 0, 0)
 
 
 @pytest.mark.parametrize(("left", "words"), [(1, "1 seat left"), (2, "2 seats left")])

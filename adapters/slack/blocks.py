@@ -46,6 +46,7 @@ from bot.messages import (
     SpeakerLine,
     When,
 )
+from bot.statuses import EventStatus
 
 MAX_BLOCKS = 50
 MAX_SECTION_TEXT = 3000
@@ -226,7 +227,7 @@ def blocks_for(message: Message, room: int) -> list[Block]:
 
 @blocks_for.register
 def _(card: EventCard, room: int) -> list[Block]:
-    cancelled = card.status == "cancelled"
+    cancelled = card.status is EventStatus.CANCELLED
     head: list[Block] = [header(f"📣 {card.title}" + (" (cancelled)" if cancelled else ""))]
     details = [f"*When:* {when_text(card.when)}"]
     if card.venue:
