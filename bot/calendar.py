@@ -33,10 +33,10 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 
 from bot import compose
 from bot.engine import DEFAULT_EVENT_LENGTH, Batch, Engine
+from bot.formatting import entry_line, plural, speaker_label
 from bot.invocation import Actor, Invocation
 from bot.messages import AgendaEntry, SpeakerLine, When
 from bot.models import AgendaItem, Event, EventStatus, ItemKind, SpeakerRole
-from bot.plaintext import entry_line, plural, speaker_label
 from bot.timeparse import WallTime, stored_usable
 
 log = logging.getLogger(__name__)

@@ -12,6 +12,7 @@ from conftest import ORGANIZER, create_event
 from icalendar import Calendar
 from sqlmodel import col, select
 
+from adapters.plaintext import render
 from bot import compose
 from bot.calendar import PRODID, event_feed, item_uid, upcoming_feed
 from bot.cli import main
@@ -19,7 +20,6 @@ from bot.demo import SAMPLE
 from bot.engine import Engine
 from bot.eventfile import import_event_file
 from bot.models import AgendaItem, Event
-from bot.plaintext import render
 
 LA = ZoneInfo("America/Los_Angeles")
 

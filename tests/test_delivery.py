@@ -11,13 +11,13 @@ from itertools import count
 import pytest
 from ledger_rows import delivery_row
 
+from adapters.plaintext import render
 from bot.clock import FakeClock
 from bot.db import Database
 from bot.delivery import Ledger, Outbox, RetryPolicy, Target
 from bot.invocation import Actor, ChannelRef, MessageRef
 from bot.messages import Message, Notice
 from bot.models import DeliveryStatus
-from bot.plaintext import render
 from bot.ports import SendError
 
 A = Target("rec", "general")

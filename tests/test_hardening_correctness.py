@@ -12,9 +12,9 @@ from conftest import create_event, member, snapshot
 from fakes.slack import FakeSlack
 from slack_harness import ALICE, SLUG, SlackEmcee, running_emcee
 
+from adapters import plaintext
 from adapters.discord import embeds as discord_embeds
 from adapters.slack import blocks as slack_blocks
-from bot import plaintext
 from bot.commands import Registry, UsageError
 from bot.db import Database
 from bot.engine import Engine

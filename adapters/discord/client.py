@@ -40,11 +40,11 @@ from adapters.discord.endpoints import endpoints
 from adapters.discord.tree import build_tree
 from bot.commands import Command, UsageError
 from bot.config import ConfigError, DiscordSettings, Secrets
+from bot.formatting import format_moment, shorten
 from bot.invocation import Actor, ChannelRef, Invocation, MessageRef
 from bot.messages import INTERNAL_ERROR, Attachment, EventCard, Message, Reply, refusal
 from bot.metrics import CommandOutcome
 from bot.models import Event
-from bot.plaintext import format_moment, shorten
 from bot.ports import PlatformUnreachable, SendError
 
 if TYPE_CHECKING:

@@ -17,6 +17,16 @@ from typing import Any
 import discord
 from discord.utils import escape_markdown, format_dt
 
+from bot.formatting import (
+    attendee_totals,
+    format_lead,
+    format_moment,
+    format_when,
+    plural,
+    seats_line,
+    shorten,
+    speaker_label,
+)
 from bot.messages import (
     AgendaCard,
     AgendaEntry,
@@ -31,16 +41,6 @@ from bot.messages import (
     SpeakerIntro,
     SpeakerLine,
     When,
-)
-from bot.plaintext import (
-    attendee_totals,
-    format_lead,
-    format_moment,
-    format_when,
-    plural,
-    seats_line,
-    shorten,
-    speaker_label,
 )
 from bot.statuses import EventStatus, RsvpStatus
 
