@@ -370,6 +370,7 @@ class Outbox:
         if adapter is None:
             return None, f"no {target.platform} adapter"
         delays = self.policy.delays
+        error: Exception
         for attempt in range(len(delays) + 1):
             try:
                 if target.user:

@@ -14,6 +14,7 @@ the clock gives for it (with the system clock, that is simply run_at; a demo's f
 from __future__ import annotations
 
 import asyncio
+import functools
 import inspect
 import logging
 from collections import defaultdict
@@ -241,7 +242,10 @@ class Runner:
                 self._in_flight.discard(post.key)
         for post, message, claimed, refused in ready:  # in run_at order: sends to one channel keep it
             task = self._track(self._deliver(post, message, claimed, refused))
-            task.add_done_callback(lambda _, key=post.key: self._in_flight.discard(key))
+            task.add_done_callback(functools.partial(self._sent_or_failed, post.key))
+
+    def _sent_or_failed(self, key: str, _: asyncio.Task[None]) -> None:
+        self._in_flight.discard(key)
 
     async def _prepare(self, session: AsyncSession, posts: list[PlannedPost]) -> Prepared:
         """Re-plan the posts' events, build each message, and claim each post's targets, in `session`.
@@ -336,8 +340,8 @@ class Runner:
             scope.append(col(Event.status) == EventStatus.PUBLISHED)
         else:
             scope.append(col(Event.id).in_(list(event_ids)))
-        rows = (await session.exec(select(Event).where(*scope))).all()
-        events = {event.id or 0: event for event in rows if _plannable(event)}
+        found = (await session.exec(select(Event).where(*scope))).all()
+        events = {event.id or 0: event for event in found if _plannable(event)}
         if not events:
             return [], {}, {}
         items: defaultdict[int, list[ItemSnapshot]] = defaultdict(list)
@@ -347,23 +351,23 @@ class Runner:
                 items[agenda_event] = [ItemSnapshot(item.id or 0, item.kind, item.starts_at) for item, _ in agenda]
                 agendas[agenda_event] = {item.id or 0: entry for item, entry in agenda}
         else:
-            rows = await session.exec(
+            item_rows = await session.exec(
                 select(AgendaItem.id, AgendaItem.event_id, AgendaItem.kind, AgendaItem.starts_at)
                 .join(Event, col(Event.id) == col(AgendaItem.event_id))
                 .where(*scope)
             )
-            for item_id, item_event, kind, starts_at in rows.all():
+            for item_id, item_event, kind, starts_at in item_rows.all():
                 items[item_event].append(ItemSnapshot(item_id or 0, kind, starts_at))
         opted_in: defaultdict[int, list[Target]] = defaultdict(list)
         if members:
-            rows = await session.exec(
+            rsvp_rows = await session.exec(
                 select(Rsvp.event_id, Rsvp.platform, Rsvp.user_id)
                 .join(Event, col(Event.id) == col(Rsvp.event_id))
                 .where(*scope, col(Rsvp.status) == RsvpStatus.GOING, col(Rsvp.dm_reminders).is_(True))
                 .where(col(Rsvp.platform).in_(list(self.outbox.adapters)))
                 .order_by(col(Rsvp.id))
             )
-            for rsvp_event, platform, user_id in rows.all():
+            for rsvp_event, platform, user_id in rsvp_rows.all():
                 opted_in[rsvp_event].append(Target(platform, user_id, user=True))
         snapshots = [
             EventSnapshot(
