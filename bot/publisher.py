@@ -98,19 +98,16 @@ class Publisher:
         clock: Clock,
         adapters: Mapping[str, Adapter],
         channels: Mapping[str, Iterable[ChannelRef]],
-        ledger: Ledger | None = None,
         base_url: str = "",
-        outbox: Outbox | None = None,
-        edit_interval: float = EDIT_INTERVAL,
     ) -> None:
         self.db = db
         self.base_url = base_url  # where cards' calendar links point (settings.http.link_base)
         self.clock = clock
         self.adapters = adapters
         self.channels = {platform: list(refs) for platform, refs in channels.items() if platform in adapters}
-        self.outbox = outbox or Outbox(ledger or Ledger(db, clock), adapters)
+        self.outbox = Outbox(Ledger(db, clock), adapters)
         self.ledger = self.outbox.ledger
-        self.edits = EditThrottle(edit_interval)
+        self.edits = EditThrottle(EDIT_INTERVAL)
 
     async def __call__(self, effect: Effect) -> None:
         match effect:
