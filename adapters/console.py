@@ -10,9 +10,10 @@ from itertools import chain, count
 from pathlib import Path
 from typing import TYPE_CHECKING, TextIO
 
+from adapters.plaintext import render, render_reply
+from bot.formatting import seats_line
 from bot.invocation import Actor, ChannelRef, MessageRef
 from bot.messages import Attachment, EventCard, Message, Reply
-from bot.plaintext import render, render_reply, seats_line
 
 if TYPE_CHECKING:
     from bot.engine import Engine

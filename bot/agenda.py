@@ -15,9 +15,9 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 
 from bot.commands import UsageError, time_errors
 from bot.effects import AgendaChanged
+from bot.formatting import format_clock
 from bot.messages import AgendaChange, AgendaUpdate
 from bot.models import AgendaItem, Event, ItemKind, ItemSpeaker, Speaker, SpeakerRole
-from bot.plaintext import format_clock
 from bot.timeparse import WallTime, format_duration, moved
 
 DEFAULT_ITEM_LENGTH = timedelta(minutes=30)

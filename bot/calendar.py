@@ -31,12 +31,12 @@ from icalendar.parser import Contentline, Parameters
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
-from bot import cards
+from bot import compose
 from bot.engine import DEFAULT_EVENT_LENGTH, Batch, Engine
+from bot.formatting import entry_line, plural, speaker_label
 from bot.invocation import Actor, Invocation
 from bot.messages import AgendaEntry, SpeakerLine, When
 from bot.models import AgendaItem, Event, EventStatus, ItemKind, SpeakerRole
-from bot.plaintext import entry_line, plural, speaker_label
 from bot.timeparse import WallTime, stored_usable
 
 log = logging.getLogger(__name__)
@@ -79,7 +79,7 @@ def item_uid(event: Event, item: AgendaItem) -> str:
 async def build_calendar(session: AsyncSession, events: Sequence[Event], name: str, uid: str) -> Calendar:
     calendar = Calendar.new(name=name, prodid=PRODID, uid=uid, refresh_interval=REFRESH_INTERVAL)
     for event in events:
-        rows = await cards.agenda_rows(session, event)
+        rows = await compose.agenda_rows(session, event)
         calendar.add_component(_event_component(event, [entry for _, entry in rows]))
         for item, entry in rows:
             calendar.add_component(_item_component(event, item, entry))
@@ -504,7 +504,7 @@ async def _update(batch: Batch, path: Path, spec: IcsEvent, event: Event) -> Imp
     if changes:
         await _run(batch, path, ("emcee", "event", "edit"), {"event": event.slug, **changes})
     if spec.agenda:
-        stored = tuple(entry for _, entry in await cards.agenda_rows(batch.session, event))
+        stored = tuple(entry for _, entry in await compose.agenda_rows(batch.session, event))
         if stored != spec.agenda:  # compared after the edit, which moves the agenda with the event
             raise IcsError(
                 f"{path}: the agenda differs from {event.slug}'s; change it there with /emcee agenda "

@@ -207,7 +207,7 @@ async def _import(settings: Settings, file: Path) -> int:
 
 async def _imported(engine: Engine, slug: str) -> str:
     """What a new imported event became: a draft to publish, or, when it is already over, a past event."""
-    from bot.plaintext import format_moment
+    from bot.formatting import format_moment
 
     event = await _event(engine, slug)
     if event.ends_at <= engine.clock.now():
@@ -279,8 +279,8 @@ def _cli_message(exc: UsageError) -> str:
 async def _events(settings: Settings) -> int:
     from sqlmodel import col, select
 
+    from bot.formatting import format_moment
     from bot.models import Event
-    from bot.plaintext import format_moment
 
     async with _offline_engine(settings) as engine, engine.db.session() as session:
         events = (await session.exec(select(Event).order_by(col(Event.starts_at)))).all()

@@ -3,9 +3,9 @@
 Sending is claim, send, mark sent. The claim is a row insert guarded by the unique (key, target)
 constraint, so two processes cannot both claim; a claim whose lease expired (the sender crashed
 mid-send) may be claimed again. The outbox sends what was claimed: across targets concurrently, to
-one target in the order the posts were handed to it, retrying failed sends with backoff and
-waiting out a rate limit's Retry-After, then marking the row sent (with the message ref that later
-edits use) or failed (with the error).
+one target in the order the posts were handed to it, retrying failed sends with backoff and waiting
+out the Retry-After of a rate limit (an adapter's SendError says which failures are worth a retry and
+how long to wait), then marking the row sent (with the message ref that later edits use) or failed.
 """
 
 from __future__ import annotations
@@ -28,7 +28,7 @@ from bot.db import Database
 from bot.invocation import Actor, ChannelRef, MessageRef
 from bot.messages import Message
 from bot.models import Delivery, DeliveryStatus
-from bot.ports import Adapter
+from bot.ports import Adapter, SendError
 
 log = logging.getLogger(__name__)
 
@@ -52,19 +52,6 @@ class Target:
     def decode(cls, text: str) -> Target:
         platform, _, rest = text.partition(":")
         return cls(platform, rest.removeprefix("@"), rest.startswith("@"))
-
-
-class RateLimited(Exception):
-    """Raised by an adapter when a send is still rate limited after the library's own retries.
-
-    The outbox waits `retry_after` seconds before its next attempt. Any exception with a numeric
-    `retry_after` attribute is honoured the same way; one whose `permanent` attribute is true (a
-    missing channel, missing permissions) is not retried at all.
-    """
-
-    def __init__(self, retry_after: float, detail: str = "rate limited") -> None:
-        super().__init__(f"{detail} (retry after {retry_after:g}s)")
-        self.retry_after = retry_after
 
 
 @dataclass(frozen=True)
@@ -98,10 +85,6 @@ class Ledger:
         else:
             async with self.db.session() as own:
                 yield own
-
-    async def claim(self, key: str, target: Target) -> bool:
-        """True if this caller now owns sending `key` to `target`."""
-        return bool(await self.claim_many(key, [target]))
 
     async def claim_many(self, key: str, targets: Sequence[Target]) -> list[Target]:
         """Claim `key` for each target; returns those this caller now owns, in order."""
@@ -202,10 +185,6 @@ class Ledger:
         finally:
             self._flusher = None
 
-    async def skip(self, key: str, target: Target, reason: str) -> None:
-        """Record a post that will never be sent (missed beyond grace), so no later run sends it."""
-        await self.skip_many([(key, target)], reason)
-
     async def skip_many(
         self, posts: Iterable[tuple[str, Target]], reason: str, session: AsyncSession | None = None
     ) -> None:
@@ -284,18 +263,6 @@ class Ledger:
                 )
             ).all()
         return [MessageRef.decode(ref) for ref in refs if ref]
-
-    async def status(self, key: str, target: Target) -> Delivery | None:
-        async with self.db.session() as session:
-            return (
-                await session.exec(select(Delivery).where(Delivery.key == key, Delivery.target == target.encode()))
-            ).first()
-
-    async def count(self, status: DeliveryStatus) -> int:
-        async with self.db.session() as session:
-            return (
-                await session.exec(select(sa.func.count()).select_from(Delivery).where(Delivery.status == status))
-            ).one()
 
 
 _Turn = tuple[asyncio.Future[None] | None, asyncio.Future[None]]  # (the previous send's, this send's)
@@ -403,19 +370,23 @@ class Outbox:
         if adapter is None:
             return None, f"no {target.platform} adapter"
         delays = self.policy.delays
+        error: Exception
         for attempt in range(len(delays) + 1):
             try:
                 if target.user:
                     return await adapter.send_dm(Actor(target.platform, target.id), message, key), ""
                 return await adapter.send(ChannelRef(target.platform, target.id), message, key), ""
-            except Exception as exc:
+            except SendError as exc:
                 error = exc
-            if attempt == len(delays) or getattr(error, "permanent", False):
+                if exc.permanent:
+                    break
+            except Exception as exc:  # a failure the adapter did not classify: worth another try
+                error = exc
+            if attempt == len(delays):
                 break
-            retry_after = getattr(error, "retry_after", None)
             wait = delays[attempt]
-            if isinstance(retry_after, int | float):
-                wait = min(max(float(retry_after), wait), self.policy.max_retry_after)
+            if isinstance(error, SendError) and error.retry_after is not None:
+                wait = min(max(error.retry_after, wait), self.policy.max_retry_after)
             log.info("post %s to %s failed (%s); retrying in %.1fs", key, target.encode(), error, wait)
             await self.ledger.renew(key, target, timedelta(seconds=wait))
             await self.sleep(wait)

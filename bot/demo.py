@@ -26,9 +26,9 @@ from bot.app import App, build_app
 from bot.clock import FastClock
 from bot.config import Secrets, Settings
 from bot.eventfile import import_event_file, moved, read_event_file
+from bot.formatting import format_clock, format_moment
 from bot.invocation import Actor
 from bot.models import AgendaItem, Event
-from bot.plaintext import format_clock, format_moment
 from bot.timeparse import format_duration, parse_wall_time
 
 if TYPE_CHECKING:

@@ -20,7 +20,7 @@ from sqlmodel import and_, col, or_, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 from sqlmodel.sql.expression import SelectOfScalar
 
-from bot import cards
+from bot import compose as cards
 from bot.agenda import AgendaEditor
 from bot.clock import Clock
 from bot.commands import Command, Registry, UsageError, time_errors
@@ -37,11 +37,11 @@ from bot.effects import (
     RemindersChanged,
     SeatsChanged,
 )
+from bot.formatting import format_moment, plural
 from bot.invocation import Actor, ChannelRef, Invocation
 from bot.messages import INTERNAL_ERROR, READ_ONLY, EventList, Reply, refusal
 from bot.metrics import CommandOutcome, Metrics
 from bot.models import Event, EventStatus, Rsvp, RsvpStatus, Speaker
-from bot.plaintext import format_moment, plural
 from bot.rsvps import Promotion, promote_waitlist, promotion_of, set_rsvp
 from bot.timeparse import WallTime, format_duration, moved, parse_durations, zone_named
 

@@ -9,6 +9,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
+from bot.statuses import EventStatus, RsvpStatus
+
 
 @dataclass(frozen=True)
 class When:
@@ -58,7 +60,7 @@ class EventCard:
     venue: str
     url: str
     description: str
-    status: str
+    status: EventStatus
     capacity: int | None
     going: int
     waitlist: int
@@ -127,7 +129,7 @@ class Notice:
 class AttendeeRow:
     name: str
     platform: str
-    status: str
+    status: RsvpStatus
     guests: int
 
 

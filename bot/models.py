@@ -12,6 +12,10 @@ from enum import StrEnum
 import sqlalchemy as sa
 from sqlmodel import Field, SQLModel
 
+# Re-exported: the tables store these, and much of the code knows them from here.
+from bot.statuses import EventStatus as EventStatus
+from bot.statuses import RsvpStatus as RsvpStatus
+
 
 class UTCDateTime(sa.types.TypeDecorator[datetime]):
     """A timestamp stored in UTC and always read back aware."""
@@ -36,12 +40,6 @@ def _utc_column(nullable: bool = False) -> sa.Column[datetime]:
     return sa.Column(UTCDateTime(), nullable=nullable)
 
 
-class EventStatus(StrEnum):
-    DRAFT = "draft"
-    PUBLISHED = "published"
-    CANCELLED = "cancelled"
-
-
 class ItemKind(StrEnum):
     WELCOME = "welcome"
     TALK = "talk"
@@ -55,13 +53,6 @@ class SpeakerRole(StrEnum):
     SPEAKER = "speaker"
     MODERATOR = "moderator"
     PANELIST = "panelist"
-
-
-class RsvpStatus(StrEnum):
-    GOING = "going"
-    WAITLISTED = "waitlisted"
-    MAYBE = "maybe"
-    DECLINED = "declined"
 
 
 class DeliveryStatus(StrEnum):

@@ -1,7 +1,7 @@
-"""The Adapter protocol: what the core needs from a chat platform.
+"""The Adapter protocol: what the core needs from a chat platform, and the errors adapters report.
 
 It lives in the core so the publisher and scheduler can type against it without importing any
-adapter; adapters/base.py re-exports it for the adapters themselves.
+adapter; the adapters import it from here.
 """
 
 from __future__ import annotations
@@ -19,6 +19,19 @@ if TYPE_CHECKING:
 class PlatformUnreachable(Exception):
     """start() could not reach the platform over the network (DNS, refused, timed out): worth retrying,
     unlike a rejected token. str() names the platform and the address."""
+
+
+class SendError(Exception):
+    """A send, edit or DM failed after the platform library's own retries.
+
+    `permanent`: retrying cannot help (a missing channel or permission), so the outbox does not.
+    `retry_after`: seconds the platform asked to wait (still rate limited); the outbox waits that long.
+    """
+
+    def __init__(self, detail: str, *, permanent: bool = False, retry_after: float | None = None) -> None:
+        super().__init__(detail)
+        self.permanent = permanent
+        self.retry_after = retry_after
 
 
 @dataclass

@@ -17,7 +17,7 @@ from collections.abc import Awaitable, Callable, Iterable, Mapping
 
 from sqlmodel.ext.asyncio.session import AsyncSession
 
-from bot import cards
+from bot import compose
 from bot.clock import Clock
 from bot.db import Database
 from bot.delivery import Ledger, Outbox, Target
@@ -98,19 +98,16 @@ class Publisher:
         clock: Clock,
         adapters: Mapping[str, Adapter],
         channels: Mapping[str, Iterable[ChannelRef]],
-        ledger: Ledger | None = None,
         base_url: str = "",
-        outbox: Outbox | None = None,
-        edit_interval: float = EDIT_INTERVAL,
     ) -> None:
         self.db = db
         self.base_url = base_url  # where cards' calendar links point (settings.http.link_base)
         self.clock = clock
         self.adapters = adapters
         self.channels = {platform: list(refs) for platform, refs in channels.items() if platform in adapters}
-        self.outbox = outbox or Outbox(ledger or Ledger(db, clock), adapters)
+        self.outbox = Outbox(Ledger(db, clock), adapters)
         self.ledger = self.outbox.ledger
-        self.edits = EditThrottle(edit_interval)
+        self.edits = EditThrottle(EDIT_INTERVAL)
 
     async def __call__(self, effect: Effect) -> None:
         match effect:
@@ -126,16 +123,14 @@ class Publisher:
             case AgendaChanged(event_id, update):
                 await self.broadcast(f"agenda-update:{event_id}:{uuid.uuid4().hex}", lambda: _const(update))
             case EventCancelled(event_id):
-                event = await self._event(event_id)
-                notice = Notice(f"❌ {event.title} is cancelled. Sorry, and thanks for your RSVPs.", event.slug)
+                notice = compose.cancellation_notice(await self._event(event_id))
                 await self.broadcast(f"cancelled:{event_id}", lambda: _const(notice))
             case MemberPromoted(event_id, member, number):
-                event = await self._event(event_id)
-                text = f"🎉 A seat opened up: you're going to {event.title}. Can't make it? /rsvp {event.slug} no"
+                notice = compose.promotion_notice(await self._event(event_id))
                 if member.platform in self.adapters:
                     target = Target(member.platform, member.user_id, user=True)
                     await self.outbox.deliver(
-                        f"promoted:{event_id}:{member.user_id}:{number}", target, lambda: _const(Notice(text))
+                        f"promoted:{event_id}:{member.user_id}:{number}", target, lambda: _const(notice)
                     )
 
     def targets(self) -> list[Target]:
@@ -180,11 +175,11 @@ class Publisher:
 
     async def _card(self, event_id: int) -> Message:
         async with self.db.session() as session:
-            return await cards.event_card(session, await _get(session, event_id), self.base_url)
+            return await compose.event_card(session, await _get(session, event_id), self.base_url)
 
     async def _agenda(self, event_id: int) -> Message:
         async with self.db.session() as session:
-            return await cards.agenda_card(session, await _get(session, event_id))
+            return await compose.agenda_card(session, await _get(session, event_id))
 
 
 async def _get(session: AsyncSession, event_id: int) -> Event:

@@ -23,7 +23,9 @@ DAY = timedelta(days=1)
 INTRO_KINDS = frozenset({ItemKind.TALK, ItemKind.PANEL})
 
 
-class Kind(StrEnum):
+class PostKind(StrEnum):
+    """What a timed post says; the first part of its key."""
+
     REMINDER = "remind"  # before the event, at each event offset
     STARTING = "start"  # "starting now"
     UP_NEXT = "next"  # before each agenda item
@@ -33,7 +35,7 @@ class Kind(StrEnum):
 
 # Posts about one agenda item. Each goes out once per item: moving an item after its intro was posted
 # (a "running late" shift of the talk on stage) must not introduce it again.
-ITEM_POSTS = frozenset({Kind.UP_NEXT, Kind.INTRO})
+ITEM_POSTS = frozenset({PostKind.UP_NEXT, PostKind.INTRO})
 
 
 @dataclass(frozen=True)
@@ -80,7 +82,7 @@ class Rules:
 class PlannedPost:
     key: str
     run_at: datetime
-    kind: Kind
+    kind: PostKind
     event_id: int
     targets: tuple[Target, ...]
     item_id: int | None = None
@@ -123,7 +125,7 @@ def event_posts(event: EventSnapshot, rules: Rules, targets: tuple[Target, ...])
     zone = ZoneInfo(event.timezone)
 
     def post(
-        kind: Kind,
+        kind: PostKind,
         slot: str,
         run_at: datetime,
         to: tuple[Target, ...],
@@ -137,16 +139,16 @@ def event_posts(event: EventSnapshot, rules: Rules, targets: tuple[Target, ...])
         for offset in event.offsets if event.offsets is not None else rules.event_offsets:
             if offset > timedelta(0):
                 run_at = before(event.starts_at, offset, zone)
-                slot = f"{Kind.REMINDER}:{event.id}:{format_duration(offset)}"
-                yield post(Kind.REMINDER, slot, run_at, targets, lead=offset)
-        yield post(Kind.STARTING, f"{Kind.STARTING}:{event.id}", event.starts_at, targets)
+                slot = f"{PostKind.REMINDER}:{event.id}:{format_duration(offset)}"
+                yield post(PostKind.REMINDER, slot, run_at, targets, lead=offset)
+        yield post(PostKind.STARTING, f"{PostKind.STARTING}:{event.id}", event.starts_at, targets)
         for item in event.items:
             run_at = before(item.starts_at, rules.item_offset, zone)
-            slot = f"{Kind.UP_NEXT}:{item.id}"
-            yield post(Kind.UP_NEXT, slot, run_at, targets, item_id=item.id, lead=rules.item_offset)
+            slot = f"{PostKind.UP_NEXT}:{item.id}"
+            yield post(PostKind.UP_NEXT, slot, run_at, targets, item_id=item.id, lead=rules.item_offset)
             if rules.speaker_intros and item.kind in INTRO_KINDS:
-                yield post(Kind.INTRO, f"{Kind.INTRO}:{item.id}", item.starts_at, targets, item_id=item.id)
+                yield post(PostKind.INTRO, f"{PostKind.INTRO}:{item.id}", item.starts_at, targets, item_id=item.id)
     dm_at = before(event.starts_at, rules.dm_offset, zone)
     for member in event.dm_members:
-        slot = f"{Kind.DM}:{event.id}:{member.platform}:{member.id}"
-        yield post(Kind.DM, slot, dm_at, (member,), lead=rules.dm_offset)
+        slot = f"{PostKind.DM}:{event.id}:{member.platform}:{member.id}"
+        yield post(PostKind.DM, slot, dm_at, (member,), lead=rules.dm_offset)

@@ -14,6 +14,7 @@ the clock gives for it (with the system clock, that is simply run_at; a demo's f
 from __future__ import annotations
 
 import asyncio
+import functools
 import inspect
 import logging
 from collections import defaultdict
@@ -27,16 +28,16 @@ from apscheduler.triggers.date import DateTrigger
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
-from bot import cards
+from bot import compose
 from bot.clock import Clock
 from bot.db import Database
 from bot.delivery import Outbox, Target
 from bot.effects import Effect, EventChanged, RemindersChanged, SeatsChanged
-from bot.messages import AgendaEntry, Message, Reminder, SpeakerIntro
+from bot.messages import AgendaEntry, Message
 from bot.metrics import Metrics
 from bot.models import AgendaItem, Event, EventStatus, Rsvp, RsvpStatus
 from bot.timeparse import TimeParseError, parse_durations, stored_usable
-from schedules.planner import ITEM_POSTS, EventSnapshot, ItemSnapshot, Kind, Plan, PlannedPost, Rules, plan
+from schedules.planner import ITEM_POSTS, EventSnapshot, ItemSnapshot, Plan, PlannedPost, PostKind, Rules, plan
 
 log = logging.getLogger(__name__)
 
@@ -241,7 +242,10 @@ class Runner:
                 self._in_flight.discard(post.key)
         for post, message, claimed, refused in ready:  # in run_at order: sends to one channel keep it
             task = self._track(self._deliver(post, message, claimed, refused))
-            task.add_done_callback(lambda _, key=post.key: self._in_flight.discard(key))
+            task.add_done_callback(functools.partial(self._sent_or_failed, post.key))
+
+    def _sent_or_failed(self, key: str, _: asyncio.Task[None]) -> None:
+        self._in_flight.discard(key)
 
     async def _prepare(self, session: AsyncSession, posts: list[PlannedPost]) -> Prepared:
         """Re-plan the posts' events, build each message, and claim each post's targets, in `session`.
@@ -261,7 +265,11 @@ class Runner:
             return []
         kinds = {post.kind for post in live}
         snapshots, events, entries = await self._load(
-            session, now, {post.event_id for post in live}, entries=bool(kinds & ITEM_POSTS), members=Kind.DM in kinds
+            session,
+            now,
+            {post.event_id for post in live},
+            entries=bool(kinds & ITEM_POSTS),
+            members=PostKind.DM in kinds,
         )
         planned = {post.key: post for post in plan(snapshots, self.rules, self.targets, now).posts}
         built: list[tuple[PlannedPost, Message]] = []
@@ -332,34 +340,34 @@ class Runner:
             scope.append(col(Event.status) == EventStatus.PUBLISHED)
         else:
             scope.append(col(Event.id).in_(list(event_ids)))
-        rows = (await session.exec(select(Event).where(*scope))).all()
-        events = {event.id or 0: event for event in rows if _plannable(event)}
+        found = (await session.exec(select(Event).where(*scope))).all()
+        events = {event.id or 0: event for event in found if _plannable(event)}
         if not events:
             return [], {}, {}
         items: defaultdict[int, list[ItemSnapshot]] = defaultdict(list)
         agendas: dict[int, dict[int, AgendaEntry]] = {}
         if entries:
-            for agenda_event, agenda in (await cards.agendas(session, list(events.values()))).items():
+            for agenda_event, agenda in (await compose.agendas(session, list(events.values()))).items():
                 items[agenda_event] = [ItemSnapshot(item.id or 0, item.kind, item.starts_at) for item, _ in agenda]
                 agendas[agenda_event] = {item.id or 0: entry for item, entry in agenda}
         else:
-            rows = await session.exec(
+            item_rows = await session.exec(
                 select(AgendaItem.id, AgendaItem.event_id, AgendaItem.kind, AgendaItem.starts_at)
                 .join(Event, col(Event.id) == col(AgendaItem.event_id))
                 .where(*scope)
             )
-            for item_id, item_event, kind, starts_at in rows.all():
+            for item_id, item_event, kind, starts_at in item_rows.all():
                 items[item_event].append(ItemSnapshot(item_id or 0, kind, starts_at))
         opted_in: defaultdict[int, list[Target]] = defaultdict(list)
         if members:
-            rows = await session.exec(
+            rsvp_rows = await session.exec(
                 select(Rsvp.event_id, Rsvp.platform, Rsvp.user_id)
                 .join(Event, col(Event.id) == col(Rsvp.event_id))
                 .where(*scope, col(Rsvp.status) == RsvpStatus.GOING, col(Rsvp.dm_reminders).is_(True))
                 .where(col(Rsvp.platform).in_(list(self.outbox.adapters)))
                 .order_by(col(Rsvp.id))
             )
-            for rsvp_event, platform, user_id in rows.all():
+            for rsvp_event, platform, user_id in rsvp_rows.all():
                 opted_in[rsvp_event].append(Target(platform, user_id, user=True))
         snapshots = [
             EventSnapshot(
@@ -403,13 +411,12 @@ def _offsets(event: Event) -> tuple[timedelta, ...] | None:
 
 
 def _message(event: Event, post: PlannedPost, entries: dict[int, dict[int, AgendaEntry]]) -> Message | None:
-    """The post's message, from the event and its agenda entries as they are now."""
-    when = cards.when_of(event)
-    if post.kind in (Kind.REMINDER, Kind.STARTING, Kind.DM):
-        return Reminder(event.slug, event.title, when, event.venue, post.lead)
+    """The post's message, from the event and its agenda entries as they are now (None: the item is gone)."""
+    if post.kind in (PostKind.REMINDER, PostKind.STARTING, PostKind.DM):
+        return compose.reminder(event, post.lead)
     entry = entries.get(post.event_id, {}).get(post.item_id or 0)
     if entry is None:
         return None
-    if post.kind is Kind.INTRO:
-        return SpeakerIntro(event.slug, event.title, entry)
-    return Reminder(event.slug, event.title, when, event.venue, post.lead, entry)
+    if post.kind is PostKind.INTRO:
+        return compose.speaker_intro(event, entry)
+    return compose.reminder(event, post.lead, entry)

@@ -12,14 +12,14 @@ from conftest import ORGANIZER, create_event
 from icalendar import Calendar
 from sqlmodel import col, select
 
-from bot import cards
+from adapters.plaintext import render
+from bot import compose
 from bot.calendar import PRODID, event_feed, item_uid, upcoming_feed
 from bot.cli import main
 from bot.demo import SAMPLE
 from bot.engine import Engine
 from bot.eventfile import import_event_file
 from bot.models import AgendaItem, Event
-from bot.plaintext import render
 
 LA = ZoneInfo("America/Los_Angeles")
 
@@ -183,8 +183,8 @@ async def test_cards_link_to_the_feed_and_to_google_calendar_in_utc(engine: Engi
     await create_event(engine, "bk-june")  # 2026-06-15 18:00-21:00 in Los Angeles (PDT)
     async with engine.db.session() as session:
         event = (await session.exec(select(Event))).one()
-        card = await cards.event_card(session, event, "https://emcee.example.org")
-        bare = await cards.event_card(session, event)
+        card = await compose.event_card(session, event, "https://emcee.example.org")
+        bare = await compose.event_card(session, event)
     assert card.calendar_url == "https://emcee.example.org/events/bk-june.ics"
     assert bare.calendar_url == ""
     link = urlsplit(card.google_calendar_url)
@@ -205,13 +205,13 @@ async def test_google_link_fits_a_discord_button_and_is_dropped_when_cancelled(e
     await run(engine, f'/emcee event edit long --title "{"Title " * 25}" --venue "{venue}" --url https://x.org/e')
     async with engine.db.session() as session:
         event = (await session.exec(select(Event))).one()
-        assert len(cards.google_calendar_url(event)) <= cards.LINK_LIMIT
+        assert len(compose.google_calendar_url(event)) <= compose.LINK_LIMIT
         event.title = "Ünïcödé " * 25
         event.venue = ""
-        assert len(cards.google_calendar_url(event)) <= cards.LINK_LIMIT
+        assert len(compose.google_calendar_url(event)) <= compose.LINK_LIMIT
     await run(engine, "/emcee event cancel long")
     async with engine.db.session() as session:
-        card = await cards.event_card(session, (await session.exec(select(Event))).one())
+        card = await compose.event_card(session, (await session.exec(select(Event))).one())
     assert card.google_calendar_url == ""
 
 

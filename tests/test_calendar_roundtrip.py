@@ -9,7 +9,7 @@ import pytest
 from conftest import snapshot
 from sqlmodel import select
 
-from bot import cards
+from bot import compose
 from bot.calendar import IcsError, event_feed, import_ics
 from bot.clock import FakeClock
 from bot.config import Settings
@@ -36,7 +36,7 @@ async def event_and_agenda(engine: Engine, slug: str | None = None) -> tuple[Eve
     async with engine.db.session() as session:
         query = select(Event) if slug is None else select(Event).where(Event.slug == slug)
         event = (await session.exec(query)).one()
-        return event, [entry for _, entry in await cards.agenda_rows(session, event)]
+        return event, [entry for _, entry in await compose.agenda_rows(session, event)]
 
 
 async def export_sample(engine: Engine, tmp_path: Path) -> Path:

@@ -10,9 +10,9 @@ from conftest import create_event, member
 from adapters.console import ConsoleAdapter
 from bot.effects import EffectBus
 from bot.engine import Engine
+from bot.formatting import format_clock, format_moment
 from bot.invocation import ChannelRef
 from bot.messages import Notice
-from bot.plaintext import format_clock, format_moment
 from bot.publisher import Publisher
 
 

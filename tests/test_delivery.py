@@ -9,14 +9,16 @@ from datetime import timedelta
 from itertools import count
 
 import pytest
+from ledger_rows import delivery_row
 
+from adapters.plaintext import render
 from bot.clock import FakeClock
 from bot.db import Database
-from bot.delivery import Ledger, Outbox, RateLimited, RetryPolicy, Target
+from bot.delivery import Ledger, Outbox, RetryPolicy, Target
 from bot.invocation import Actor, ChannelRef, MessageRef
 from bot.messages import Message, Notice
 from bot.models import DeliveryStatus
-from bot.plaintext import render
+from bot.ports import SendError
 
 A = Target("rec", "general")
 B = Target("rec", "random")
@@ -98,9 +100,9 @@ def ledger(db: Database, clock: FakeClock) -> Ledger:
 
 
 async def test_one_claim_per_key_and_target(ledger: Ledger) -> None:
-    assert await ledger.claim("k", A)
-    assert not await ledger.claim("k", A)
-    assert await ledger.claim("k", B)
+    assert await ledger.claim_many("k", [A]) == [A]
+    assert await ledger.claim_many("k", [A]) == []
+    assert await ledger.claim_many("k", [B]) == [B]
     assert await ledger.claim_many("k", [A, B, ADA]) == [ADA]
 
 
@@ -111,29 +113,29 @@ async def test_an_expired_claim_can_be_retried_but_a_sent_one_never(ledger: Ledg
     assert await ledger.claim_many("k", [A, B]) == []  # A's sender may still be at work
     clock.advance(timedelta(seconds=2))
     assert await ledger.claim_many("k", [A, B]) == [A]  # A's sender crashed mid-send
-    row = await ledger.status("k", A)
+    row = await delivery_row(ledger.db, "k", A)
     assert row is not None and row.attempts == 2
     clock.advance(ledger.lease * 10)
     assert await ledger.claim_many("k", [B]) == []
 
 
 async def test_skip_records_only_posts_without_a_row(ledger: Ledger) -> None:
-    await ledger.claim("k", A)
+    await ledger.claim_many("k", [A])
     await ledger.finish("k", A, DeliveryStatus.SENT, MessageRef("rec", "general", "1"))
     await ledger.skip_many([("k", A), ("k", B)], "missed")
-    await ledger.skip("k", B, "missed again")  # already recorded: no error, no change
-    sent, skipped = await ledger.status("k", A), await ledger.status("k", B)
+    await ledger.skip_many([("k", B)], "missed again")  # already recorded: no error, no change
+    sent, skipped = await delivery_row(ledger.db, "k", A), await delivery_row(ledger.db, "k", B)
     assert sent is not None and sent.status == DeliveryStatus.SENT
     assert skipped is not None and skipped.status == DeliveryStatus.SKIPPED and skipped.error == "missed"
-    assert not await ledger.claim("k", B)
+    assert await ledger.claim_many("k", [B]) == []
     assert await ledger.settled(["k", "other"]) == {("k", A.encode()), ("k", B.encode())}
 
 
 async def test_sent_slots_finds_every_key_of_a_slot(ledger: Ledger) -> None:
     for key, target in (("intro:1:a", A), ("intro:1:b", B), ("intro:12:a", ADA), ("intro:3:a", A)):
-        await ledger.claim(key, target)
+        await ledger.claim_many(key, [target])
         await ledger.finish(key, target, DeliveryStatus.SENT, MessageRef("rec", target.id, "1"))
-    await ledger.claim("intro:3:b", B)  # claimed, not sent
+    await ledger.claim_many("intro:3:b", [B])  # claimed, not sent
     assert await ledger.sent_slots(["intro:1", "intro:3"]) == {("intro:1", A), ("intro:1", B), ("intro:3", A)}
 
 
@@ -145,7 +147,7 @@ async def test_claims_of_several_posts_share_a_transaction_and_finishes_a_commit
     await ledger.finish("k4", B, DeliveryStatus.FAILED, error="nope")
     states = {}
     for key, target in (("k1", A), ("k1", B), ("k2", A), ("k4", B)):
-        row = await ledger.status(key, target)
+        row = await delivery_row(ledger.db, key, target)
         assert row is not None
         states[key, target] = (row.status, row.message_ref, row.error)
     assert states == {
@@ -173,14 +175,14 @@ async def test_failed_sends_retry_with_backoff_then_are_marked_failed(ledger: Le
     outbox = Outbox(ledger, {"rec": adapter}, RetryPolicy(delays=(0.5, 1.0, 2.0)), sleep=sleeps)
     assert await outbox.deliver("k1", A, lambda: const("x")) is not None
     assert sleeps.waits == [0.5, 1.0]
-    row = await ledger.status("k1", A)
+    row = await delivery_row(ledger.db, "k1", A)
     assert row is not None and row.status == DeliveryStatus.SENT and row.attempts == 3
 
     adapter.fail = [RuntimeError(f"boom {n}") for n in range(4)]
     sleeps.waits.clear()
     assert await outbox.deliver("k2", A, lambda: const("x")) is None
     assert sleeps.waits == [0.5, 1.0, 2.0]
-    row = await ledger.status("k2", A)
+    row = await delivery_row(ledger.db, "k2", A)
     assert row is not None and row.status == DeliveryStatus.FAILED and row.error == "RuntimeError: boom 3"
     assert row.lease_until is None
     assert await outbox.deliver("k2", A, lambda: const("x")) is None  # failed is final
@@ -188,15 +190,14 @@ async def test_failed_sends_retry_with_backoff_then_are_marked_failed(ledger: Le
 
 
 async def test_a_reported_retry_after_is_honoured(ledger: Ledger) -> None:
-    class SlackLike(Exception):
-        retry_after = 12
-
-    adapter = RecordingAdapter(fail=[RateLimited(30.0), SlackLike("ratelimited")])
+    adapter = RecordingAdapter(
+        fail=[SendError("rate limited", retry_after=30.0), SendError("ratelimited", retry_after=12)]
+    )
     sleeps = Sleeps()
     outbox = Outbox(ledger, {"rec": adapter}, sleep=sleeps)
     assert await outbox.deliver("k", A, lambda: const("x")) is not None
     assert sleeps.waits == [30.0, 12.0]
-    row = await ledger.status("k", A)
+    row = await delivery_row(ledger.db, "k", A)
     assert row is not None and row.attempts == 3
 
 
@@ -206,9 +207,9 @@ async def test_the_lease_outlasts_a_long_retry_after(ledger: Ledger, clock: Fake
 
     async def sleep(seconds: float) -> None:
         clock.advance(timedelta(seconds=seconds))
-        assert not await other.claim("k", A)
+        assert await other.claim_many("k", [A]) == []
 
-    adapter = RecordingAdapter(fail=[RateLimited(200.0)])
+    adapter = RecordingAdapter(fail=[SendError("rate limited", retry_after=200.0)])
     assert await Outbox(ledger, {"rec": adapter}, sleep=sleep).deliver("k", A, lambda: const("x")) is not None
 
 
@@ -232,19 +233,16 @@ async def test_a_message_that_cannot_be_built_marks_the_claims_failed(ledger: Le
 
     adapter = RecordingAdapter()
     result = await Outbox(ledger, {"rec": adapter}).fan_out("k", [A], broken)
-    row = await ledger.status("k", A)
+    row = await delivery_row(ledger.db, "k", A)
     assert result.sent == {} and adapter.sent == []
     assert row is not None and row.status == DeliveryStatus.FAILED and "event 7 is gone" in (row.error or "")
 
 
 async def test_a_permanent_failure_is_not_retried(ledger: Ledger) -> None:
-    class MissingChannel(Exception):
-        permanent = True
-
-    adapter = RecordingAdapter(fail=[MissingChannel("channel_not_found")])
+    adapter = RecordingAdapter(fail=[SendError("channel_not_found", permanent=True)])
     sleeps = Sleeps()
     outbox = Outbox(ledger, {"rec": adapter}, sleep=sleeps)
     assert await outbox.deliver("k", A, lambda: const("hello")) is None
     assert sleeps.waits == [] and adapter.sent == []
-    row = await ledger.status("k", A)
+    row = await delivery_row(ledger.db, "k", A)
     assert row is not None and row.status == DeliveryStatus.FAILED and "channel_not_found" in (row.error or "")

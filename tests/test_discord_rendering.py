@@ -30,11 +30,14 @@ from bot.messages import (
     SpeakerLine,
     When,
 )
+from bot.statuses import EventStatus, RsvpStatus
 
 START = datetime(2026, 6, 16, 1, 0, tzinfo=UTC)  # 18:00 in Los Angeles
 ZONE = "America/Los_Angeles"
 WHEN = When(START, START + timedelta(hours=3), ZONE)
-CARD = EventCard(SLUG, "BookKeeper June", WHEN, "Yahoo", "https://example.org/bk", "Talks.", "published", 40, 12, 3, 1)
+CARD = EventCard(
+    SLUG, "BookKeeper June", WHEN, "Yahoo", "https://example.org/bk", "Talks.", EventStatus.PUBLISHED, 40, 12, 3, 1
+)
 
 
 def check_limits(pages: list[Page]) -> None:
@@ -84,7 +87,7 @@ def long_agenda(count: int = 40) -> AgendaCard:
 
 
 def attendees(count: int = 300) -> AttendeeList:
-    statuses = ["going"] * (count - 60) + ["waitlisted"] * 30 + ["maybe"] * 30
+    statuses = [RsvpStatus.GOING] * (count - 60) + [RsvpStatus.WAITLISTED] * 30 + [RsvpStatus.MAYBE] * 30
     rows = tuple(
         AttendeeRow(f"Member number {n:03} with a long name", "discord", s, n % 3) for n, s in enumerate(statuses)
     )
@@ -118,7 +121,7 @@ def test_every_kind_fits_even_with_huge_text() -> None:
     huge = "x" * 9000
     entry = AgendaEntry(1, huge, "talk", WHEN, (SpeakerLine(huge, bio=huge, discord_id="42"),) * 30, huge)
     messages = [
-        EventCard(SLUG, huge, WHEN, huge, huge, huge, "published", None, 0, 0, 0),
+        EventCard(SLUG, huge, WHEN, huge, huge, huge, EventStatus.PUBLISHED, None, 0, 0, 0),
         AgendaCard(SLUG, huge, ZONE, (entry,)),
         SpeakerIntro(SLUG, huge, entry),
         Reminder(SLUG, huge, WHEN, huge, timedelta(hours=1)),

@@ -11,7 +11,7 @@ import pytest
 from conftest import snapshot
 from sqlmodel import select
 
-from bot import cards
+from bot import compose
 from bot.engine import Engine
 from bot.eventfile import EventFileError, import_event_file
 from bot.models import Event
@@ -23,7 +23,7 @@ async def test_sample_event_imports_with_agenda_speakers_and_panel(engine: Engin
     slug = await import_event_file(engine, SAMPLE)
     async with engine.db.session() as session:
         event = (await session.exec(select(Event).where(Event.slug == slug))).one()
-        agenda = await cards.agenda_card(session, event)
+        agenda = await compose.agenda_card(session, event)
     assert event.status == "draft"
     assert event.starts_at == datetime(2016, 6, 16, 0, 30, tzinfo=UTC)  # 17:30 PDT
     assert "123 Mission" in event.venue and "San Francisco" in event.venue

@@ -12,7 +12,7 @@ from conftest import ORGANIZER, create_event
 from icalendar import Calendar
 from sqlmodel import select
 
-from bot import cards
+from bot import compose
 from bot.clock import FakeClock
 from bot.config import HttpSettings
 from bot.engine import Engine
@@ -124,6 +124,6 @@ async def test_the_cards_add_to_calendar_link_resolves(
 ) -> None:
     await create_event(engine, "bk-june")
     async with engine.db.session() as session:
-        card = await cards.event_card(session, (await session.exec(select(Event))).one(), server.url)
+        card = await compose.event_card(session, (await session.exec(select(Event))).one(), server.url)
     async with client.get(card.calendar_url) as response:
         assert response.status == 200

@@ -17,7 +17,7 @@ from sqlmodel import select
 from test_delivery import RecordingAdapter
 from test_runner import GENERAL, add_event, make_runner
 
-from bot import cards
+from bot import compose
 from bot.clock import FakeClock
 from bot.commands import COMMANDS, ArgKind, UsageError
 from bot.config import ConfigError, HttpSettings, load_settings
@@ -27,7 +27,7 @@ from bot.feeds import CalendarFeeds
 from bot.http import HttpServer
 from bot.invocation import Actor
 from bot.models import Event
-from schedules.planner import Kind, Rules
+from schedules.planner import PostKind, Rules
 
 
 async def refused(engine: Engine, line: str, problem: str) -> str:
@@ -126,7 +126,10 @@ async def add_bad_event(db: Database, good_id: int, starts_at: datetime, **colum
 @pytest.mark.parametrize(
     ("columns", "bad_kinds"),
     [
-        ({"reminder_offsets": "999999d"}, {Kind.REMINDER, Kind.STARTING}),  # its own offsets: the configured ones
+        (
+            {"reminder_offsets": "999999d"},
+            {PostKind.REMINDER, PostKind.STARTING},
+        ),  # its own offsets: the configured ones
         ({"timezone": "America"}, set()),  # not planned at all
     ],
 )
@@ -135,7 +138,7 @@ async def test_the_runner_skips_a_bad_row_and_plans_the_good_event(
     clock: FakeClock,
     caplog: pytest.LogCaptureFixture,
     columns: dict[str, object],
-    bad_kinds: set[Kind],
+    bad_kinds: set[PostKind],
 ) -> None:
     """Hardening item 7: one bad event in the database is logged and skipped; start-up and the others go on."""
     good_id, _ = await add_event(db, clock.now() + timedelta(hours=3))
@@ -145,7 +148,7 @@ async def test_the_runner_skips_a_bad_row_and_plans_the_good_event(
         await runner.start()
     try:
         kinds = {(post.event_id == good_id, post.kind) for post in runner.jobs.values()}
-        assert kinds == {(True, Kind.REMINDER), (True, Kind.STARTING)} | {(False, kind) for kind in bad_kinds}
+        assert kinds == {(True, PostKind.REMINDER), (True, PostKind.STARTING)} | {(False, kind) for kind in bad_kinds}
         assert "bad-row" in caplog.text
         await runner.reconcile()  # a later reconcile of everything survives it too
     finally:
@@ -245,9 +248,9 @@ async def test_the_google_calendar_link_of_a_long_title_is_quick(engine: Engine)
         event = (await session.exec(select(Event))).one()
     event.title = "x" * 100_000
     started = time.perf_counter()
-    link = cards.google_calendar_url(event)
+    link = compose.google_calendar_url(event)
     assert time.perf_counter() - started < 0.5
-    assert len(link) <= cards.LINK_LIMIT and "text=xxxx" in link
+    assert len(link) <= compose.LINK_LIMIT and "text=xxxx" in link
 
 
 # -- item 9: time zones ----------------------------------------------------------------------------

@@ -12,15 +12,16 @@ from conftest import create_event, member, snapshot
 from fakes.slack import FakeSlack
 from slack_harness import ALICE, SLUG, SlackEmcee, running_emcee
 
+from adapters import plaintext
 from adapters.discord import embeds as discord_embeds
 from adapters.slack import blocks as slack_blocks
-from bot import plaintext
 from bot.commands import Registry, UsageError
 from bot.db import Database
 from bot.engine import Engine
 from bot.eventfile import EventFileError, import_event_file
 from bot.invocation import Actor
 from bot.messages import EventCard, EventList, When
+from bot.statuses import EventStatus
 
 BOB = ("U0BOB00002", "bob")
 registry = Registry()
@@ -121,7 +122,7 @@ async def test_a_failed_event_file_import_leaves_every_table_as_it_was(
 def _card(capacity: int, going: int) -> EventCard:
     start = datetime(2026, 6, 12, 17, 30, tzinfo=UTC)
     when = When(start, start + timedelta(hours=3), "Europe/London")
-    return EventCard("pydata-june", "PyData June", when, "", "", "", "published", capacity, going, 0, 0)
+    return EventCard("pydata-june", "PyData June", when, "", "", "", EventStatus.PUBLISHED, capacity, going, 0, 0)
 
 
 @pytest.mark.parametrize(("left", "words"), [(1, "1 seat left"), (2, "2 seats left")])

@@ -71,10 +71,10 @@ async def test_state_gauges_read_the_ledger_and_rsvps(engine: Engine, db: Databa
         await engine.handle_text(member(name), None, line)
     ledger = Ledger(db, clock)
     for key in ("a", "b"):
-        assert await ledger.claim(key, Target("fake", "C1"))
+        assert await ledger.claim_many(key, [Target("fake", "C1")]) == [Target("fake", "C1")]
     await ledger.finish("a", Target("fake", "C1"), DeliveryStatus.SENT, MessageRef("fake", "C1", "1"))
     await ledger.finish("b", Target("fake", "C1"), DeliveryStatus.FAILED, error="boom")
-    await ledger.skip("c", Target("fake", "C1"), "missed")
+    await ledger.skip_many([("c", Target("fake", "C1"))], "missed")
 
     metrics = engine.metrics
     await metrics.refresh(db, clock.now())

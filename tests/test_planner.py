@@ -11,7 +11,7 @@ import pytest
 from bot.config import Settings
 from bot.delivery import Target
 from bot.models import EventStatus
-from schedules.planner import EventSnapshot, ItemSnapshot, Kind, Rules, before, plan
+from schedules.planner import EventSnapshot, ItemSnapshot, PostKind, Rules, before, plan
 
 LA = "America/Los_Angeles"
 CHANNELS = (Target("slack", "C1"), Target("discord", "42"))
@@ -182,7 +182,7 @@ def test_plan(case: Case) -> None:
     for post in result.posts + result.missed:
         assert post.key == f"{post.slot}:{post.run_at.isoformat()}"  # the key includes run_at
         assert post.run_at.tzinfo == UTC
-        assert post.targets == ((ADA,) if post.kind is Kind.DM else case.targets)
+        assert post.targets == ((ADA,) if post.kind is PostKind.DM else case.targets)
     assert [post.run_at for post in result.posts] == sorted(post.run_at for post in result.posts)
 
 

@@ -10,6 +10,7 @@ from datetime import datetime, timedelta
 
 import pytest
 from conftest import ORGANIZER
+from ledger_rows import delivery_row
 from sqlmodel import select
 from test_delivery import RecordingAdapter
 
@@ -22,7 +23,7 @@ from bot.engine import Engine
 from bot.invocation import MessageRef
 from bot.messages import Message, Reminder, SpeakerIntro
 from bot.models import AgendaItem, Delivery, DeliveryStatus, Event, EventStatus, Rsvp, RsvpStatus
-from schedules.planner import Kind, PlannedPost, Rules
+from schedules.planner import PlannedPost, PostKind, Rules
 from schedules.runner import Runner
 
 GENERAL = Target("rec", "general")
@@ -111,7 +112,7 @@ async def test_posts_fire_within_a_second_of_their_run_at_and_are_built_when_the
     await runner.start()
     try:
         planned = {post.kind: post for post in runner.jobs.values()}
-        assert set(planned) == {Kind.STARTING, Kind.UP_NEXT, Kind.INTRO}
+        assert set(planned) == {PostKind.STARTING, PostKind.UP_NEXT, PostKind.INTRO}
         async with db.session() as session:  # the job reads the agenda when it fires, not when it was planned
             item = await session.get(AgendaItem, talk)
             assert item is not None
@@ -130,11 +131,11 @@ async def test_posts_fire_within_a_second_of_their_run_at_and_are_built_when_the
     assert not runner.jobs
 
 
-def kind_of(message: Message) -> Kind:
+def kind_of(message: Message) -> PostKind:
     if isinstance(message, SpeakerIntro):
-        return Kind.INTRO
+        return PostKind.INTRO
     assert isinstance(message, Reminder)
-    return Kind.STARTING if message.item is None else Kind.UP_NEXT
+    return PostKind.STARTING if message.item is None else PostKind.UP_NEXT
 
 
 def _engine(db: Database, runner: Runner) -> Engine:
@@ -296,7 +297,7 @@ async def test_a_crash_mid_fan_out_is_retried_once_and_a_sent_target_never(db: D
         await runner.settle()
         await runner.stop()
         assert [s.target for s in adapter.sent] == ([GENERAL] if restart == 0 else [])
-    retried = await ledger.status(post, GENERAL)
+    retried = await delivery_row(db, post, GENERAL)
     assert retried is not None and retried.status == DeliveryStatus.SENT and retried.attempts == 2
 
 
@@ -305,7 +306,7 @@ async def test_a_claim_under_its_lease_is_looked_at_again_when_the_lease_lapses(
     event_id, _ = await add_event(db, start)
     post = f"start:{event_id}:{start.isoformat()}"
     clock.set(start)
-    assert await Ledger(db, clock).claim(post, GENERAL)  # another process is sending it right now
+    assert await Ledger(db, clock).claim_many(post, [GENERAL]) == [GENERAL]  # another process is sending it right now
     clock.advance(timedelta(seconds=30))
     adapter = RecordingAdapter()
     runner = make_runner(db, clock, adapter, Rules(event_offsets=()))
@@ -323,13 +324,13 @@ async def test_cancelled_events_lose_their_jobs_and_dms_follow_the_opt_in(db: Da
     runner = make_runner(db, clock, RecordingAdapter(), Rules())
     await runner.start()
     try:
-        assert {post.kind for post in runner.jobs.values()} == {Kind.REMINDER, Kind.STARTING, Kind.DM}
+        assert {post.kind for post in runner.jobs.values()} == {PostKind.REMINDER, PostKind.STARTING, PostKind.DM}
         async with db.session() as session:
             rsvp = (await session.exec(select(Rsvp))).one()
             rsvp.dm_reminders = False
             session.add(rsvp)
         await runner.reconcile(event_id)
-        assert Kind.DM not in {post.kind for post in runner.jobs.values()}
+        assert PostKind.DM not in {post.kind for post in runner.jobs.values()}
         async with db.session() as session:
             event = await session.get(Event, event_id)
             assert event is not None

@@ -26,6 +26,7 @@ from bot.messages import (
     SpeakerLine,
     When,
 )
+from bot.statuses import EventStatus, RsvpStatus
 
 ZONE = "Europe/London"
 START = datetime(2026, 6, 12, 17, 30, tzinfo=UTC)  # 18:30 BST
@@ -40,7 +41,7 @@ def card(**changes: Any) -> EventCard:
         "venue": "The Library",
         "url": "https://example.org/pydata?june=1&b=2",
         "description": "Talks & pizza",
-        "status": "published",
+        "status": EventStatus.PUBLISHED,
         "capacity": 40,
         "going": 12,
         "waitlist": 0,
@@ -59,7 +60,7 @@ def entry(position: int, title: str = "", speakers: int = 1) -> AgendaEntry:
 
 
 def attendees(count: int) -> AttendeeList:
-    rows = tuple(AttendeeRow(f"Member Number {n:05d}", "slack", "going", n % 3) for n in range(count))
+    rows = tuple(AttendeeRow(f"Member Number {n:05d}", "slack", RsvpStatus.GOING, n % 3) for n in range(count))
     return AttendeeList("pydata-june", "PyData June", None, count, 0, 0, rows)
 
 
@@ -129,7 +130,7 @@ def test_event_card_has_local_times_with_a_fallback_in_the_event_zone_and_rsvp_b
 
 
 def test_a_cancelled_card_has_no_buttons() -> None:
-    rendered = render(card(status="cancelled"))
+    rendered = render(card(status=EventStatus.CANCELLED))
 
     assert not [b for b in rendered.blocks if b["type"] == "actions"]
     assert "cancelled" in rendered.blocks[0]["text"]["text"]

@@ -9,6 +9,7 @@ from types import SimpleNamespace
 
 import pytest
 from fakes.slack import FakeSlack
+from ledger_rows import count_deliveries
 from slack_harness import ALICE, CHANNEL, SLUG, SlackEmcee, running_emcee
 from slack_sdk.http_retry import builtin_async_handlers
 
@@ -106,8 +107,8 @@ async def test_a_missing_channel_is_logged_with_a_hint_and_the_run_goes_on(
     assert len(emcee.fake.calls_to("chat.postMessage")) == 2
     warnings = [r.getMessage() for r in caplog.records if r.name == "adapters.slack.adapter"]
     assert warnings and all(CHANNEL in w and error in w and "invite the bot to #channel" in w for w in warnings)
-    assert await emcee.app.publisher.ledger.count(DeliveryStatus.FAILED) == 1
-    assert await emcee.app.publisher.ledger.count(DeliveryStatus.SENT) == 1
+    assert await count_deliveries(emcee.app.db, DeliveryStatus.FAILED) == 1
+    assert await count_deliveries(emcee.app.db, DeliveryStatus.SENT) == 1
     ack = await emcee.command("/rsvp", SLUG)
     assert ack.status == 200 and "You're going" in ack.body["text"]
     assert "xoxb" not in caplog.text  # tokens never reach the logs

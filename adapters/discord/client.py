@@ -40,12 +40,12 @@ from adapters.discord.endpoints import endpoints
 from adapters.discord.tree import build_tree
 from bot.commands import Command, UsageError
 from bot.config import ConfigError, DiscordSettings, Secrets
+from bot.formatting import format_moment, shorten
 from bot.invocation import Actor, ChannelRef, Invocation, MessageRef
 from bot.messages import INTERNAL_ERROR, Attachment, EventCard, Message, Reply, refusal
 from bot.metrics import CommandOutcome
 from bot.models import Event
-from bot.plaintext import format_moment, shorten
-from bot.ports import PlatformUnreachable
+from bot.ports import PlatformUnreachable, SendError
 
 if TYPE_CHECKING:
     from bot.engine import Engine
@@ -70,14 +70,14 @@ INTENTS = discord.Intents(guilds=True)  # roles and channels; interactions need 
 SHORTER = Page("⤴ (see above)")  # a message that an edit no longer needs, when the list got shorter
 
 
-class DiscordSendError(Exception):
-    """A send, edit or DM failed for good (after discord.py's own retries)."""
+class DiscordSendError(SendError):
+    """A send, edit or DM failed for good (after discord.py's own retries); `permanent` for a missing
+    channel or permission."""
 
     def __init__(self, channel_id: int | str, detail: str, permanent: bool = False) -> None:
-        super().__init__(f"discord channel {channel_id}: {detail}")
+        super().__init__(f"discord channel {channel_id}: {detail}", permanent=permanent)
         self.channel_id = str(channel_id)
         self.detail = detail
-        self.permanent = permanent  # a missing channel or permission: the outbox does not retry
 
 
 class DiscordAdapter:

@@ -17,6 +17,16 @@ from typing import Any
 import discord
 from discord.utils import escape_markdown, format_dt
 
+from bot.formatting import (
+    attendee_totals,
+    format_lead,
+    format_moment,
+    format_when,
+    plural,
+    seats_line,
+    shorten,
+    speaker_label,
+)
 from bot.messages import (
     AgendaCard,
     AgendaEntry,
@@ -32,16 +42,7 @@ from bot.messages import (
     SpeakerLine,
     When,
 )
-from bot.plaintext import (
-    attendee_totals,
-    format_lead,
-    format_moment,
-    format_when,
-    plural,
-    seats_line,
-    shorten,
-    speaker_label,
-)
+from bot.statuses import EventStatus, RsvpStatus
 
 # Discord's documented limits.
 CONTENT = 2000
@@ -55,12 +56,17 @@ TOTAL = 6000  # every title, description, field, footer and author text of one m
 EMBEDS = 10
 
 _COLORS = {
-    "published": discord.Color.green(),
-    "draft": discord.Color.light_grey(),
-    "cancelled": discord.Color.red(),
+    EventStatus.PUBLISHED: discord.Color.green(),
+    EventStatus.DRAFT: discord.Color.light_grey(),
+    EventStatus.CANCELLED: discord.Color.red(),
 }
 _ACCENT = discord.Color.blurple()
-_STATUS_HEADINGS = {"going": "Going", "waitlisted": "Waitlist", "maybe": "Maybe", "declined": "Can't go"}
+_STATUS_HEADINGS = {
+    RsvpStatus.GOING: "Going",
+    RsvpStatus.WAITLISTED: "Waitlist",
+    RsvpStatus.MAYBE: "Maybe",
+    RsvpStatus.DECLINED: "Can't go",
+}
 
 
 @dataclass
@@ -192,7 +198,7 @@ def _(card: EventCard) -> list[Page]:
 
 
 def card_embed(card: EventCard) -> discord.Embed:
-    cancelled = card.status == "cancelled"
+    cancelled = card.status is EventStatus.CANCELLED
     title = f"{card.title} — CANCELLED" if cancelled else card.title
     lines = [moment(card.when.starts_at)]
     if card.venue:
@@ -205,7 +211,7 @@ def card_embed(card: EventCard) -> discord.Embed:
     embed = discord.Embed(
         title=shorten(title, TITLE),
         description=shorten("\n".join(lines), DESCRIPTION),
-        color=_COLORS.get(card.status, _ACCENT),
+        color=_COLORS[card.status],
         url=card.url if _is_link(card.url) else None,
     )
     going = f"{card.going} / {card.capacity}" if card.capacity is not None else str(card.going)
@@ -279,11 +285,11 @@ def _(notice: Notice) -> list[Page]:
 @render.register
 def _(attendees: AttendeeList) -> list[Page]:
     lines = [attendee_totals(attendees, strong="**", separator=" · ")]
-    status = None
+    status: RsvpStatus | None = None
     for row in attendees.rows:
         if row.status != status:
             status = row.status
-            lines += ["", f"**{_STATUS_HEADINGS.get(status, status)}**"]
+            lines += ["", f"**{_STATUS_HEADINGS[row.status]}**"]
         guests = f" +{row.guests}" if row.guests else ""
         lines.append(f"• {escape_markdown(row.name)}{guests} · {row.platform}")
     return paginate(listing(f"👥 Attendees — {attendees.title}", lines, _ACCENT))
@@ -298,7 +304,7 @@ def _(events: EventList) -> list[Page]:
         lines = [moment(card.when.starts_at), seats_line(card), f"RSVP: `/rsvp event:{card.slug}`"]
         if card.venue:
             lines.insert(1, f"📍 {escape_markdown(card.venue)}")
-        embeds += listing(card.title, lines, _COLORS.get(card.status, _ACCENT), url=card.url)
+        embeds += listing(card.title, lines, _COLORS[card.status], url=card.url)
     return paginate(embeds)
 
 

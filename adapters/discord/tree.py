@@ -18,7 +18,7 @@ import discord
 from discord import app_commands
 
 from bot.commands import Arg, ArgKind, Command, Registry
-from bot.plaintext import shorten
+from bot.formatting import shorten
 
 DESCRIPTION = 100  # characters in a command's or option's description
 _LARGEST = 999_999_999  # the registry reads whole numbers of up to 9 digits

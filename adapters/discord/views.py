@@ -14,6 +14,7 @@ from typing import Any
 import discord
 
 from bot.messages import RSVP_CHOICES, EventCard
+from bot.statuses import EventStatus
 
 PREFIX = "emcee:rsvp"
 TEMPLATE = re.compile(
@@ -58,7 +59,7 @@ def rsvp_button_type(on_click: ClickHandler) -> RsvpButtonType:
 def card_view(card: EventCard, button_type: RsvpButtonType) -> discord.ui.View | None:
     """Going / Maybe / Can't go on the first row, calendar links on the second; no RSVPs once cancelled."""
     view = discord.ui.View(timeout=None)
-    if card.status != "cancelled":
+    if card.status is not EventStatus.CANCELLED:
         for choice in card.choices:
             view.add_item(button_type(card.slug, choice.value, choice.label))  # type: ignore[call-arg]
     links = (("Add to Google Calendar", card.google_calendar_url), ("Calendar file (.ics)", card.calendar_url))

@@ -11,7 +11,7 @@ answered with an ephemeral message; the card's counts follow through the publish
 Outbound, one AsyncWebClient (base URL from `slack.api_base_url`, one shared aiohttp session)
 posts, edits and opens DMs. A 429 is retried by slack_sdk's AsyncRateLimitErrorRetryHandler, which
 sleeps the Retry-After that Slack sent; it retries `RATE_LIMIT_RETRIES` times instead of its default
-once. A send that still fails raises SlackSendError (with `retry_after` when still rate limited),
+once. A send that still fails raises SlackSendError, a SendError (with `retry_after` when still rate limited),
 so the outbox can wait and retry, and the ledger records what happened.
 """
 
@@ -43,7 +43,7 @@ from bot.config import ConfigError, Secrets, SlackSettings
 from bot.http import HttpServer
 from bot.invocation import Actor, ChannelRef, MessageRef
 from bot.messages import INTERNAL_ERROR, Attachment, Message, Reply
-from bot.ports import PlatformUnreachable
+from bot.ports import PlatformUnreachable, SendError
 
 if TYPE_CHECKING:
     from bot.engine import Engine
@@ -87,14 +87,14 @@ PERMANENT_ERRORS = frozenset(
 )
 
 
-class SlackSendError(Exception):
+class SlackSendError(SendError):
     """A Web API call failed for good. `error` is Slack's code; `retry_after` is set when still rate limited."""
 
     def __init__(self, method: str, channel: str, error: str, retry_after: int | None = None) -> None:
-        super().__init__(f"slack {method} to {channel} failed: {error}")
+        super().__init__(
+            f"slack {method} to {channel} failed: {error}", permanent=error in PERMANENT_ERRORS, retry_after=retry_after
+        )
         self.error = error
-        self.retry_after = retry_after
-        self.permanent = error in PERMANENT_ERRORS  # the outbox does not retry these
 
 
 class SlackAdapter:

@@ -6,7 +6,7 @@ as fit and, past the block budget, end with a note saying how many were left out
 rejected by Slack for its size.
 
 Times are Slack date tokens, shown in each viewer's own zone, with a fallback in the event's zone.
-The plain-text rendering (bot/plaintext.py) is the notification text that goes with the blocks.
+The plain-text rendering (adapters/formatting.py) is the notification text that goes with the blocks.
 """
 
 from __future__ import annotations
@@ -29,8 +29,9 @@ from slack_sdk.models.blocks import (
     SectionBlock,
 )
 
+from adapters import plaintext
 from adapters.slack.payloads import rsvp_action_id
-from bot import plaintext
+from bot import formatting
 from bot.messages import (
     AgendaCard,
     AgendaEntry,
@@ -46,6 +47,7 @@ from bot.messages import (
     SpeakerLine,
     When,
 )
+from bot.statuses import EventStatus
 
 MAX_BLOCKS = 50
 MAX_SECTION_TEXT = 3000
@@ -83,16 +85,16 @@ def stamp(moment: datetime, token: str, fallback: str) -> str:
 
 
 def moment_text(moment: datetime, zone: str) -> str:
-    return stamp(moment, DATE_AND_TIME, plaintext.format_moment(moment, zone))
+    return stamp(moment, DATE_AND_TIME, formatting.format_moment(moment, zone))
 
 
 def clock_text(moment: datetime, zone: str) -> str:
-    return stamp(moment, TIME_ONLY, plaintext.format_clock(moment, zone))
+    return stamp(moment, TIME_ONLY, formatting.format_clock(moment, zone))
 
 
 def when_text(when: When) -> str:
-    start = plaintext.local(when.starts_at, when.timezone)
-    end = plaintext.local(when.ends_at, when.timezone)
+    start = formatting.local(when.starts_at, when.timezone)
+    end = formatting.local(when.ends_at, when.timezone)
     if end.date() == start.date():
         end_text = stamp(when.ends_at, TIME_ONLY, end.strftime("%H:%M %Z"))
     else:
@@ -127,22 +129,22 @@ def wrap(text: str, limit: int = MAX_SECTION_TEXT) -> list[str]:
 
 
 def name_text(text: str) -> str:
-    return escape(plaintext.shorten(text, MAX_NAME))
+    return escape(formatting.shorten(text, MAX_NAME))
 
 
 # --- block helpers -----------------------------------------------------------------------------
 
 
 def header(text: str) -> HeaderBlock:
-    return HeaderBlock(text=PlainTextObject(text=plaintext.shorten(text, MAX_HEADER_TEXT), emoji=True))
+    return HeaderBlock(text=PlainTextObject(text=formatting.shorten(text, MAX_HEADER_TEXT), emoji=True))
 
 
 def section(text: str) -> SectionBlock:
-    return SectionBlock(text=MarkdownTextObject(text=plaintext.shorten(text, MAX_SECTION_TEXT)))
+    return SectionBlock(text=MarkdownTextObject(text=formatting.shorten(text, MAX_SECTION_TEXT)))
 
 
 def context(text: str) -> ContextBlock:
-    return ContextBlock(elements=[MarkdownTextObject(text=plaintext.shorten(text, MAX_SECTION_TEXT))])
+    return ContextBlock(elements=[MarkdownTextObject(text=formatting.shorten(text, MAX_SECTION_TEXT))])
 
 
 def packed(units: Sequence[str], room: int, more: str) -> list[Block]:
@@ -150,7 +152,7 @@ def packed(units: Sequence[str], room: int, more: str) -> list[Block]:
     groups: list[list[str]] = []
     size = 0
     for unit in units:
-        unit = plaintext.shorten(unit, MAX_SECTION_TEXT)
+        unit = formatting.shorten(unit, MAX_SECTION_TEXT)
         if groups and size + 1 + len(unit) <= MAX_SECTION_TEXT:
             groups[-1].append(unit)
             size += 1 + len(unit)
@@ -215,7 +217,7 @@ def render_reply(reply: Reply, note: str = "") -> Rendered:
 
 
 def _fallback(text: str) -> str:
-    return escape(plaintext.shorten(text, MAX_FALLBACK_TEXT))
+    return escape(formatting.shorten(text, MAX_FALLBACK_TEXT))
 
 
 @singledispatch
@@ -226,13 +228,13 @@ def blocks_for(message: Message, room: int) -> list[Block]:
 
 @blocks_for.register
 def _(card: EventCard, room: int) -> list[Block]:
-    cancelled = card.status == "cancelled"
+    cancelled = card.status is EventStatus.CANCELLED
     head: list[Block] = [header(f"📣 {card.title}" + (" (cancelled)" if cancelled else ""))]
     details = [f"*When:* {when_text(card.when)}"]
     if card.venue:
         details.append(f"*Where:* {name_text(card.venue)}")
     if card.url:
-        details.append(f"*More:* {escape(plaintext.shorten(card.url, 1000))}")
+        details.append(f"*More:* {escape(formatting.shorten(card.url, 1000))}")
     calendars = [
         f"<{link}|{label}>"
         for link, label in (
@@ -243,7 +245,7 @@ def _(card: EventCard, room: int) -> list[Block]:
     ]
     if calendars:
         details.append("📅 " + " · ".join(calendars))
-    seats = escape(plaintext.seats_line(card))
+    seats = escape(formatting.seats_line(card))
     tail: list[Block] = [context("❌ This event is cancelled." if cancelled else seats)]
     if not cancelled:
         tail.append(rsvp_buttons(card))
@@ -253,7 +255,7 @@ def _(card: EventCard, room: int) -> list[Block]:
 
 
 def _speaker_names(speakers: Sequence[SpeakerLine]) -> str:
-    return "; ".join(plaintext.speaker_label(speaker) for speaker in speakers)
+    return "; ".join(formatting.speaker_label(speaker) for speaker in speakers)
 
 
 def _entry_line(entry: AgendaEntry, zone: str) -> str:
@@ -282,7 +284,7 @@ def _speaker_intro(speaker: SpeakerLine) -> str:
         name += f" (<@{speaker.slack_id}>)"
     details = ", ".join(part for part in (name_text(speaker.affiliation), speaker.role) if part and part != "speaker")
     line = name + (f" — {details}" if details else "")
-    return line + (f"\n{escape(plaintext.shorten(speaker.bio, 1500))}" if speaker.bio else "")
+    return line + (f"\n{escape(formatting.shorten(speaker.bio, 1500))}" if speaker.bio else "")
 
 
 @blocks_for.register
@@ -303,7 +305,7 @@ def _(intro: SpeakerIntro, room: int) -> list[Block]:
 
 @blocks_for.register
 def _(reminder: Reminder, room: int) -> list[Block]:
-    lead = plaintext.format_lead(reminder.lead)
+    lead = formatting.format_lead(reminder.lead)
     zone = reminder.when.timezone
     if reminder.item is not None:
         entry = reminder.item
@@ -323,7 +325,7 @@ def _(reminder: Reminder, room: int) -> list[Block]:
 
 @blocks_for.register
 def _(update: AgendaUpdate, room: int) -> list[Block]:
-    units = [f"🔁 *Agenda update for {name_text(update.title)}:* {escape(plaintext.shorten(update.summary, 1500))}"]
+    units = [f"🔁 *Agenda update for {name_text(update.title)}:* {escape(formatting.shorten(update.summary, 1500))}"]
     for change in update.changes:
         old = clock_text(change.old_start, update.timezone) if change.old_start else "new"
         new = clock_text(change.new_start, update.timezone) if change.new_start else "removed"
@@ -340,7 +342,7 @@ def _(notice: Notice, room: int) -> list[Block]:
 def _(attendees: AttendeeList, room: int) -> list[Block]:
     head: list[Block] = [
         header(f"👥 Attendees — {attendees.title}"),
-        section(plaintext.attendee_totals(attendees, strong="*", separator=" · ")),
+        section(formatting.attendee_totals(attendees, strong="*", separator=" · ")),
     ]
     units = [
         f"• {name_text(row.name)}{f' +{row.guests}' if row.guests else ''} — {row.status} ({row.platform})"
@@ -359,9 +361,9 @@ def _(listing: EventList, room: int) -> list[Block]:
     blocks: list[Block] = []
     for card in shown:
         summary = (
-            f"*{name_text(card.title)}* · `{card.slug}`\n{when_text(card.when)}\n{escape(plaintext.seats_line(card))}"
+            f"*{name_text(card.title)}* · `{card.slug}`\n{when_text(card.when)}\n{escape(formatting.seats_line(card))}"
         )
         blocks += [section(summary), rsvp_buttons(card)]
     if len(shown) < len(listing.events):
-        blocks.append(context(f"…and {plaintext.plural(len(listing.events) - len(shown), 'more event')}."))
+        blocks.append(context(f"…and {formatting.plural(len(listing.events) - len(shown), 'more event')}."))
     return blocks

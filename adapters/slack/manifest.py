@@ -12,7 +12,7 @@ from typing import Any
 from adapters.slack.adapter import EVENTS_PATH
 from bot.commands import Registry
 from bot.config import Settings
-from bot.plaintext import shorten
+from bot.formatting import shorten
 
 # commands: the slash commands. chat:write: cards, edits and ephemeral answers (chat.postMessage,
 # chat.update, chat.postEphemeral). im:write: conversations.open for DMs (reminders, promotions).

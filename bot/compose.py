@@ -1,4 +1,8 @@
-"""Messages built from the current database state: cards, agendas, intros, attendee lists."""
+"""Messages built from stored rows: event cards, agendas, reminders, speaker intros, notices and attendee lists.
+
+The engine (answers), the publisher (cards and notices) and the runner (timed posts) all build here,
+so a message shows the same state whichever path sends it.
+"""
 
 from __future__ import annotations
 
@@ -6,7 +10,7 @@ import csv
 import io
 from collections import defaultdict
 from collections.abc import Sequence
-from datetime import UTC
+from datetime import UTC, timedelta
 from urllib.parse import quote, urlencode
 
 import sqlalchemy as sa
@@ -20,6 +24,9 @@ from bot.messages import (
     AttendeeList,
     AttendeeRow,
     EventCard,
+    Notice,
+    Reminder,
+    SpeakerIntro,
     SpeakerLine,
     When,
 )
@@ -74,7 +81,7 @@ async def event_card(session: AsyncSession, event: Event, base_url: str = "") ->
         venue=event.venue,
         url=event.url,
         description=event.description,
-        status=event.status,
+        status=EventStatus(event.status),
         capacity=event.capacity,
         going=event.seats_taken,
         waitlist=counts.get(RsvpStatus.WAITLISTED, 0),
@@ -136,6 +143,24 @@ async def agenda_card(session: AsyncSession, event: Event) -> AgendaCard:
     return AgendaCard(event.slug, event.title, event.timezone, await agenda_entries(session, event))
 
 
+def reminder(event: Event, lead: timedelta, item: AgendaEntry | None = None) -> Reminder:
+    """The event starts in `lead` (now, when zero), or with `item`: that agenda item is up next."""
+    return Reminder(event.slug, event.title, when_of(event), event.venue, lead, item)
+
+
+def speaker_intro(event: Event, entry: AgendaEntry) -> SpeakerIntro:
+    return SpeakerIntro(event.slug, event.title, entry)
+
+
+def cancellation_notice(event: Event) -> Notice:
+    return Notice(f"❌ {event.title} is cancelled. Sorry, and thanks for your RSVPs.", event.slug)
+
+
+def promotion_notice(event: Event) -> Notice:
+    """The DM to a member who moved up from the waitlist."""
+    return Notice(f"🎉 A seat opened up: you're going to {event.title}. Can't make it? /rsvp {event.slug} no")
+
+
 _FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
 
 
@@ -153,7 +178,7 @@ async def attendee_list(session: AsyncSession, event: Event) -> tuple[AttendeeLi
         await session.exec(select(Rsvp).where(Rsvp.event_id == event.id).order_by(col(Rsvp.queued_at), col(Rsvp.id)))
     ).all()
     ordered = sorted(rsvps, key=lambda r: _STATUS_ORDER[RsvpStatus(r.status)])
-    rows = tuple(AttendeeRow(r.display_name or r.user_id, r.platform, r.status, r.guests) for r in ordered)
+    rows = tuple(AttendeeRow(r.display_name or r.user_id, r.platform, RsvpStatus(r.status), r.guests) for r in ordered)
     listing = AttendeeList(
         slug=event.slug,
         title=event.title,

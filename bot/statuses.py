@@ -1,0 +1,18 @@
+"""The states of an event and of an RSVP: stored in rows, carried in messages, shown by every renderer."""
+
+from __future__ import annotations
+
+from enum import StrEnum
+
+
+class EventStatus(StrEnum):
+    DRAFT = "draft"
+    PUBLISHED = "published"
+    CANCELLED = "cancelled"
+
+
+class RsvpStatus(StrEnum):
+    GOING = "going"
+    WAITLISTED = "waitlisted"
+    MAYBE = "maybe"
+    DECLINED = "declined"
