@@ -50,12 +50,21 @@ def format_when(when: When) -> str:
 
 
 def format_lead(lead: timedelta) -> str:
-    """'in 1 day', 'in 1h30m', 'now'."""
+    """How long until something, in words: 'in 1 day', 'in 1 hour 30 minutes', 'now'."""
     if lead <= timedelta(0):
         return "now"
-    if lead == timedelta(days=1):
-        return "in 1 day"
-    return f"in {format_duration(lead)}"
+    return f"in {describe_duration(lead)}"
+
+
+def describe_duration(delta: timedelta) -> str:
+    """A positive duration in words, largest units first: '1 hour 30 minutes', '2 days', '40 seconds'."""
+    seconds = int(delta.total_seconds())
+    parts = []
+    for unit, size in (("day", 86400), ("hour", 3600), ("minute", 60), ("second", 1)):
+        if seconds >= size:
+            parts.append(plural(seconds // size, unit))
+            seconds %= size
+    return " ".join(parts)
 
 
 def speaker_label(speaker: SpeakerLine) -> str:

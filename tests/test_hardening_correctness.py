@@ -19,6 +19,7 @@ from bot.commands import Registry, UsageError
 from bot.db import Database
 from bot.engine import Engine
 from bot.eventfile import EventFileError, import_event_file
+from bot.formatting import format_lead
 from bot.invocation import Actor
 from bot.messages import EventCard, EventList, When
 from bot.statuses import EventStatus
@@ -157,3 +158,20 @@ def test_slack_counts_the_events_it_left_out(events: int, words: str) -> None:
     listing = EventList(tuple(_card(10, n) for n in range(events)))
     blocks = slack_blocks.blocks_for(listing, 9)  # room for four events (two blocks each) and the note
     assert words in json.dumps([block.to_dict() for block in blocks], ensure_ascii=False)
+
+
+@pytest.mark.parametrize(
+    ("lead", "words"),
+    [
+        (timedelta(hours=1), "in 1 hour"),
+        (timedelta(days=1), "in 1 day"),
+        (timedelta(days=2, hours=1), "in 2 days 1 hour"),
+        (timedelta(minutes=5), "in 5 minutes"),
+        (timedelta(hours=1, minutes=30), "in 1 hour 30 minutes"),
+        (timedelta(seconds=40), "in 40 seconds"),
+        (timedelta(0), "now"),
+    ],
+)
+def test_reminders_say_how_long_in_words(lead: timedelta, words: str) -> None:
+    """Hardening items 13 and 27: a reminder reads "starts in 1 hour", counted in good English, not "in 1h"."""
+    assert format_lead(lead) == words
