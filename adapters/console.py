@@ -10,7 +10,7 @@ from itertools import chain, count
 from pathlib import Path
 from typing import TYPE_CHECKING, TextIO
 
-from bot.invocation import Actor, ChannelRef, MessageRef
+from bot.invocation import Actor, ChannelRef, CommandLine, MessageRef
 from bot.messages import Attachment, EventCard, Message, Reply
 from bot.plaintext import render, render_reply, seats_line
 
@@ -72,7 +72,7 @@ class ConsoleAdapter:
             raise RuntimeError("the console adapter is not started")
         if echo:
             self.say(f"\n{actor.label}> {line}")
-        reply = await self._engine.handle_text(actor, self.channel, line)
+        reply = await self._engine.handle(CommandLine(actor, self.channel, line))
         visibility = "only you see this" if reply.ephemeral else "everyone sees this"
         self.say(f"  ({visibility}) {_indent(render_reply(reply), '  ')}")
         if reply.attachment is not None:

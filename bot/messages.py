@@ -9,6 +9,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
+from bot.models import RsvpAnswer
+
 
 @dataclass(frozen=True)
 class When:
@@ -24,9 +26,9 @@ class RsvpChoice:
 
 
 RSVP_CHOICES: tuple[RsvpChoice, ...] = (
-    RsvpChoice("going", "Going"),
-    RsvpChoice("maybe", "Maybe"),
-    RsvpChoice("no", "Can't go"),
+    RsvpChoice(RsvpAnswer.GOING, "Going"),
+    RsvpChoice(RsvpAnswer.MAYBE, "Maybe"),
+    RsvpChoice(RsvpAnswer.NO, "Can't go"),
 )
 
 

@@ -64,6 +64,18 @@ class RsvpStatus(StrEnum):
     DECLINED = "declined"
 
 
+class RsvpAnswer(StrEnum):
+    """What a member answers to an event; going may end up on the waitlist."""
+
+    GOING = "going"
+    MAYBE = "maybe"
+    NO = "no"
+
+    @property
+    def status(self) -> RsvpStatus:
+        return RsvpStatus.DECLINED if self is RsvpAnswer.NO else RsvpStatus(self.value)
+
+
 class DeliveryStatus(StrEnum):
     CLAIMED = "claimed"
     SENT = "sent"
