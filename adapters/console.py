@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING, TextIO
 
 from adapters.plaintext import render, render_reply
 from bot.formatting import seats_line
-from bot.invocation import Actor, ChannelRef, MessageRef
+from bot.invocation import Actor, ChannelRef, CommandLine, MessageRef
 from bot.messages import Attachment, EventCard, Message, Reply
 
 if TYPE_CHECKING:
@@ -73,7 +73,7 @@ class ConsoleAdapter:
             raise RuntimeError("the console adapter is not started")
         if echo:
             self.say(f"\n{actor.label}> {line}")
-        reply = await self._engine.handle_text(actor, self.channel, line)
+        reply = await self._engine.handle(CommandLine(actor, self.channel, line))
         visibility = "only you see this" if reply.ephemeral else "everyone sees this"
         self.say(f"  ({visibility}) {_indent(render_reply(reply), '  ')}")
         if reply.attachment is not None:

@@ -34,7 +34,7 @@ from fakes.discord import BOT_TOKEN, CHANNEL_ID, GUILD_ID, FakeDiscord, interact
 
 from bot.app import build_app  # noqa: E402
 from bot.config import Secrets, Settings  # noqa: E402
-from bot.invocation import Actor  # noqa: E402
+from bot.invocation import Actor, CommandLine  # noqa: E402
 
 DEFERRED = 5
 Burst = Callable[[int], Awaitable[dict[str, Any]]]
@@ -134,7 +134,7 @@ async def measure(count: int, capacity: int, in_process: bool) -> dict[str, floa
                     f'/emcee event create bench "Bench meetup" --starts 2099-01-01 18:00 --capacity {capacity}',
                     "/emcee event publish bench",
                 ):
-                    assert (await app.engine.handle_text(organizer, None, line)).ok
+                    assert (await app.engine.handle(CommandLine(organizer, None, line))).ok
                 await app.bus.drain()
                 result = await run_burst(count)
                 await app.bus.drain()

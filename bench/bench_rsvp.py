@@ -17,7 +17,7 @@ from bot.clock import SystemClock
 from bot.config import Settings
 from bot.db import Database
 from bot.engine import Engine
-from bot.invocation import Actor
+from bot.invocation import Actor, CommandLine
 
 
 async def measure(count: int) -> list[float]:
@@ -26,15 +26,15 @@ async def measure(count: int) -> list[float]:
         await db.upgrade()
         engine = Engine(db, Settings(), SystemClock())
         organizer = Actor("console", "organizer")
-        await engine.handle_text(
-            organizer, None, '/emcee event create bench "Bench" --starts 2099-01-01 18:00 --capacity 500'
+        await engine.handle(
+            CommandLine(organizer, None, '/emcee event create bench "Bench" --starts 2099-01-01 18:00 --capacity 500')
         )
-        await engine.handle_text(organizer, None, "/emcee event publish bench")
+        await engine.handle(CommandLine(organizer, None, "/emcee event publish bench"))
         timings = []
         for index in range(count):
             line = ("/rsvp bench going", "/rsvp bench maybe", "/rsvp bench going +1", "/rsvp bench no")[index % 4]
             started = time.perf_counter()
-            reply = await engine.handle_text(Actor("console", f"member-{index}"), None, line)
+            reply = await engine.handle(CommandLine(Actor("console", f"member-{index}"), None, line))
             timings.append(time.perf_counter() - started)
             assert reply.ok, reply.text
         await engine.bus.drain()

@@ -37,7 +37,7 @@ from fakes.slack import FakeSlack, load_payload, signed_headers  # noqa: E402
 from adapters.slack.adapter import WORKING  # noqa: E402
 from bot.app import build_app  # noqa: E402
 from bot.config import Secrets, Settings  # noqa: E402
-from bot.invocation import Actor  # noqa: E402
+from bot.invocation import Actor, CommandLine  # noqa: E402
 from bot.models import Event  # noqa: E402
 
 SECRET = "bench-signing-secret"
@@ -103,7 +103,7 @@ async def measure(requests: int, capacity: int, cold: bool) -> dict[str, object]
                     f'/emcee event create bench "Bench night" --starts {starts} --capacity {capacity}',
                     "/emcee event publish bench",
                 ):
-                    assert (await app.engine.handle_text(ORGANIZER, None, line)).ok
+                    assert (await app.engine.handle(CommandLine(ORGANIZER, None, line))).ok
                 await app.bus.drain()
                 assert app.http is not None
                 arguments = ["--load", f"{app.http.url}/slack/events", fake.response_url("bench"), str(requests)]

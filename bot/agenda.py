@@ -13,14 +13,21 @@ from zoneinfo import ZoneInfo
 from sqlmodel import col, delete, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
-from bot.commands import UsageError, time_errors
+from bot.commands import listings
+from bot.commands.args import UsageError, time_errors
+from bot.commands.speakers import require_speaker
 from bot.effects import AgendaChanged
 from bot.formatting import format_clock
 from bot.messages import AgendaChange, AgendaUpdate
-from bot.models import AgendaItem, Event, ItemKind, ItemSpeaker, Speaker, SpeakerRole
+from bot.models import AgendaItem, Event, EventStatus, ItemKind, ItemSpeaker, SpeakerRole
 from bot.timeparse import WallTime, format_duration, moved
 
 DEFAULT_ITEM_LENGTH = timedelta(minutes=30)
+
+
+def published_notice(event: Event, change: AgendaChanged | None) -> list[AgendaChanged]:
+    """Agenda update notices go out only for published events; drafts change quietly."""
+    return [change] if change is not None and event.status == EventStatus.PUBLISHED else []
 
 
 class AgendaEditor:
@@ -32,17 +39,29 @@ class AgendaEditor:
         self.now = now
         self.zone = ZoneInfo(event.timezone)
 
-    async def apply(self, action: str, args: dict[str, Any]) -> AgendaChanged:
-        items = await self._items()
-        before = {item.id: item.starts_at for item in items}
-        if action == "add":
-            touched, summary = await self._add(args)
-        elif action == "move":
-            touched, summary = self._move(items, args)
-        elif action == "shift":
-            touched, summary = self._shift(items, args)
-        else:
-            touched, summary = await self._remove(items, args)
+    async def add(self, args: dict[str, Any]) -> AgendaChanged:
+        before = await self._starts()
+        return await self._changed(before, *await self._add(args))
+
+    async def move(self, args: dict[str, Any]) -> AgendaChanged:
+        before = await self._starts()
+        return await self._changed(before, *self._move(await self._items(), args))
+
+    async def shift(self, args: dict[str, Any]) -> AgendaChanged:
+        before = await self._starts()
+        return await self._changed(before, *self._shift(await self._items(), args))
+
+    async def remove(self, args: dict[str, Any]) -> AgendaChanged:
+        before = await self._starts()
+        return await self._changed(before, *await self._remove(await self._items(), args))
+
+    async def _starts(self) -> dict[int | None, datetime]:
+        return {item.id: item.starts_at for item in await self._items()}
+
+    async def _changed(
+        self, before: dict[int | None, datetime], touched: list[tuple[AgendaItem, bool]], summary: str
+    ) -> AgendaChanged:
+        """Renumber the items, and describe what moved: (item, removed) pairs in `touched`."""
         await self._renumber()
         changes = tuple(
             AgendaChange(item.title, before.get(item.id), None if removed else item.starts_at)
@@ -97,7 +116,7 @@ class AgendaEditor:
             return match[0]
         if match:
             raise UsageError(f"'{ref}' matches several items: {', '.join(i.title for i in match)}; use its number")
-        raise UsageError(f"no agenda item '{ref}'; see /agenda {self.event.slug} for the numbers")
+        raise UsageError(f"no agenda item '{ref}'; see {listings.agenda.ref} {self.event.slug} for the numbers")
 
     async def _add(self, args: dict[str, Any]) -> tuple[list[tuple[AgendaItem, bool]], str]:
         title = args["title"].strip()
@@ -116,7 +135,7 @@ class AgendaEditor:
         if "moderator" in args:
             cast.append((args["moderator"], SpeakerRole.MODERATOR))
         kind = args.get("kind") or (ItemKind.PANEL if "moderator" in args or "panelist" in args else ItemKind.TALK)
-        speakers = [(await self._speaker(name), role) for name, role in cast]
+        speakers = [(await require_speaker(self.session, name), role) for name, role in cast]
         item = AgendaItem(
             event_id=self.event.id or 0,
             position=0,
@@ -132,12 +151,6 @@ class AgendaEditor:
             self.session.add(ItemSpeaker(item_id=item.id or 0, speaker_id=speaker.id or 0, role=role))
         when = format_clock(starts_at, self.event.timezone)
         return [(item, False)], f"added {title} at {when}{self._note(args['starts'])}"
-
-    async def _speaker(self, name: str) -> Speaker:
-        speaker = (await self.session.exec(select(Speaker).where(Speaker.name == name.strip()))).first()
-        if speaker is None:
-            raise UsageError(f"no speaker called '{name}'; add them first with /emcee speaker add \"{name}\"")
-        return speaker
 
     def _move(self, items: Sequence[AgendaItem], args: dict[str, Any]) -> tuple[list[tuple[AgendaItem, bool]], str]:
         item = self._find(items, args["item"])

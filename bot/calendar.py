@@ -32,7 +32,8 @@ from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from bot import compose
-from bot.engine import DEFAULT_EVENT_LENGTH, Batch, Engine
+from bot.commands.events import DEFAULT_EVENT_LENGTH
+from bot.engine import Batch, Engine, Refused
 from bot.formatting import entry_line, plural, speaker_label
 from bot.invocation import Actor, Invocation
 from bot.messages import AgendaEntry, SpeakerLine, When
@@ -516,9 +517,11 @@ async def _update(batch: Batch, path: Path, spec: IcsEvent, event: Event) -> Imp
 
 
 async def _run(batch: Batch, path: Path, command: tuple[str, ...], args: dict[str, Any], tolerate: str = "") -> None:
-    reply = await batch.handle(Invocation(IMPORTER, None, command, args))
-    if not reply.ok and not (tolerate and tolerate in reply.text):
-        raise IcsError(f"{path}: {reply.text.removeprefix('⚠️ ')}")
+    try:
+        await batch.run(Invocation(IMPORTER, None, command, args))
+    except Refused as exc:
+        if not (tolerate and tolerate in exc.message):
+            raise IcsError(f"{path}: {exc.message}") from None
 
 
 def _wall(moment: datetime, zone: ZoneInfo) -> WallTime:

@@ -207,19 +207,22 @@ async def _import(settings: Settings, file: Path) -> int:
 
 async def _imported(engine: Engine, slug: str) -> str:
     """What a new imported event became: a draft to publish, or, when it is already over, a past event."""
+    from bot.commands.events import publish
     from bot.formatting import format_moment
 
     event = await _event(engine, slug)
     if event.ends_at <= engine.clock.now():
         ended = format_moment(event.ends_at, event.timezone)
         return f"imported {slug} as a past event (it ended {ended}): kept as a draft for the record, with no reminders"
-    return f"imported {slug} as a draft; publish it with /emcee event publish {slug} (or emcee event publish {slug})"
+    return f"imported {slug} as a draft; publish it with {publish.ref} {slug} (or emcee event publish {slug})"
 
 
 async def _event(engine: Engine, ref: str) -> Event:
     """The event `ref` names; UnknownEvent (a UsageError) when none does."""
+    from bot.lookup import resolve_event
+
     async with engine.db.session() as session:
-        return await engine.resolve_event(session, ref, organizer=True)
+        return await resolve_event(session, engine.clock.now(), ref, organizer=True)
 
 
 async def _import_ics(settings: Settings, file: Path) -> int:
@@ -243,13 +246,16 @@ async def _import_ics(settings: Settings, file: Path) -> int:
 async def _export_ics(settings: Settings, event: str | None, output: Path | None) -> int:
     from bot.calendar import event_feed, upcoming_feed
     from bot.commands import UsageError
+    from bot.lookup import resolve_event
 
     try:
         async with _offline_engine(settings) as engine, engine.db.session() as session:
             if event is None:
                 feed = await upcoming_feed(session, engine.clock.now(), settings.bot.name)
             else:
-                feed = await event_feed(session, await engine.resolve_event(session, event, organizer=True))
+                feed = await event_feed(
+                    session, await resolve_event(session, engine.clock.now(), event, organizer=True)
+                )
     except UsageError as exc:
         print(f"error: {_cli_message(exc)}", file=sys.stderr)
         return 1
@@ -271,7 +277,7 @@ async def _export_ics(settings: Settings, event: str | None, output: Path | None
 
 def _cli_message(exc: UsageError) -> str:
     """A refusal as the command line words it: an unknown event points to `emcee events`."""
-    from bot.engine import UnknownEvent
+    from bot.lookup import UnknownEvent
 
     return exc.saying(LISTING) if isinstance(exc, UnknownEvent) else exc.message
 
@@ -279,6 +285,7 @@ def _cli_message(exc: UsageError) -> str:
 async def _events(settings: Settings) -> int:
     from sqlmodel import col, select
 
+    from bot.commands.events import create
     from bot.formatting import format_moment
     from bot.models import Event
 
@@ -286,7 +293,7 @@ async def _events(settings: Settings) -> int:
         events = (await session.exec(select(Event).order_by(col(Event.starts_at)))).all()
         now = engine.clock.now()
     if not events:
-        print("no events yet: import one with `emcee import FILE`, or create one with /emcee event create in chat")
+        print(f"no events yet: import one with `emcee import FILE`, or create one with {create.ref} in chat")
         return 0
     rows = [("SLUG", "STATE", "STARTS", "TITLE")]
     rows += [(e.slug, _state(e, now), format_moment(e.starts_at, e.timezone), e.title) for e in events]
@@ -303,24 +310,26 @@ def _state(event: Event, now: datetime) -> str:
 async def _publish(settings: Settings, ref: str) -> int:
     """Publish through the engine as the command line; with no chat connection here, no card is posted."""
     from bot.commands import UsageError
+    from bot.commands.announce import announce
+    from bot.commands.events import publish
+    from bot.engine import Refused
     from bot.invocation import Invocation
 
     async with _offline_engine(settings) as engine:
         try:
             event = await _event(engine, ref)
+            await engine.run(Invocation(COMMAND_LINE, None, publish.path, {"event": event.slug}))
         except UsageError as exc:
             print(f"error: {_cli_message(exc)}", file=sys.stderr)
             return 1
-        command = ("emcee", "event", "publish")
-        reply = await engine.handle(Invocation(COMMAND_LINE, None, command, {"event": event.slug}))
-    if not reply.ok:
-        print(f"error: {reply.text.removeprefix('⚠️ ')}", file=sys.stderr)
-        return 1
+        except Refused as exc:
+            print(f"error: {exc.message}", file=sys.stderr)
+            return 1
     if event.ends_at <= engine.clock.now():
         print(f"published {event.slug}; it is over, so it is not listed in /events and gets no reminders.")
     else:
         print(f"published {event.slug}: members see it in /events, and its reminders go out while `emcee run` runs.")
-    print(f"no card was posted (the command line has no chat connection): type /emcee announce {event.slug} in chat")
+    print(f"no card was posted (the command line has no chat connection): type {announce.ref} {event.slug} in chat")
     return 0
 
 

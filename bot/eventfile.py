@@ -16,7 +16,7 @@ from zoneinfo import ZoneInfo
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from bot.commands import UsageError
-from bot.engine import Engine
+from bot.engine import Engine, Refused
 from bot.invocation import Actor, Invocation
 from bot.timeparse import TimeParseError, WallTime, parse_wall_time
 
@@ -131,12 +131,13 @@ async def import_event_file(engine: Engine, path: Path, starts_at: datetime | No
         async def run(where: str, command: tuple[str, ...], raw: dict[str, Any], tolerate: str = "") -> None:
             """Issue one command with the same conversions and checks as typed platform options."""
             try:
-                args = engine.registry.convert(engine.registry.get(command), raw)  # type: ignore[arg-type]
+                args = engine.registry.convert(engine.registry.command(command), raw)
+                await batch.run(Invocation(IMPORTER, None, command, args))
             except UsageError as exc:
                 raise EventFileError(f"{path}: {where}: {exc.message}") from None
-            reply = await batch.handle(Invocation(IMPORTER, None, command, args))
-            if not reply.ok and not (tolerate and tolerate in reply.text):
-                raise EventFileError(f"{path}: {where}: {reply.text.removeprefix('⚠️ ')}")
+            except Refused as exc:
+                if not (tolerate and tolerate in exc.message):
+                    raise EventFileError(f"{path}: {where}: {exc.message}") from None
 
         event = spec.event
         await run(

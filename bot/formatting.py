@@ -9,7 +9,6 @@ from datetime import datetime, timedelta
 from zoneinfo import ZoneInfo
 
 from bot.messages import AgendaEntry, AttendeeList, EventCard, SpeakerLine, When
-from bot.timeparse import format_duration
 
 
 def plural(count: int, noun: str, nouns: str = "") -> str:

@@ -1,6 +1,7 @@
 """The transport-neutral request: who asked, where, and which command with which arguments.
 
-Adapters turn platform payloads into an Invocation; the engine never sees a payload.
+Adapters turn platform payloads into a Request (a CommandLine or CommandOptions); the engine binds it
+to an Invocation, whose arguments are typed. The engine never sees a payload.
 """
 
 from __future__ import annotations
@@ -58,3 +59,25 @@ class Invocation:
     channel: ChannelRef | None
     command: tuple[str, ...]
     args: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class CommandLine:
+    """A command as typed (Slack text, the console): '/rsvp maybe +1'."""
+
+    actor: Actor
+    channel: ChannelRef | None
+    line: str
+
+
+@dataclass(frozen=True)
+class CommandOptions:
+    """A command with a platform's typed options (Discord, a button), converted as typed text would be."""
+
+    actor: Actor
+    channel: ChannelRef | None
+    command_path: tuple[str, ...]
+    options: dict[str, Any] = field(default_factory=dict)
+
+
+Request = CommandLine | CommandOptions

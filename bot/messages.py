@@ -9,7 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from bot.statuses import EventStatus, RsvpStatus
+from bot.statuses import EventStatus, RsvpAnswer, RsvpStatus
 
 
 @dataclass(frozen=True)
@@ -26,9 +26,9 @@ class RsvpChoice:
 
 
 RSVP_CHOICES: tuple[RsvpChoice, ...] = (
-    RsvpChoice("going", "Going"),
-    RsvpChoice("maybe", "Maybe"),
-    RsvpChoice("no", "Can't go"),
+    RsvpChoice(RsvpAnswer.GOING, "Going"),
+    RsvpChoice(RsvpAnswer.MAYBE, "Maybe"),
+    RsvpChoice(RsvpAnswer.NO, "Can't go"),
 )
 
 

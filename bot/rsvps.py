@@ -8,6 +8,7 @@ cancellation that freed the seats.
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime
 
@@ -15,6 +16,7 @@ import sqlalchemy as sa
 from sqlmodel import col, select, update
 from sqlmodel.ext.asyncio.session import AsyncSession
 
+from bot.effects import Effect, MemberPromoted
 from bot.invocation import Actor
 from bot.models import Event, Rsvp, RsvpStatus
 
@@ -35,6 +37,11 @@ class RsvpOutcome:
     kept_previous: bool = False  # asked for more seats than are free; the old RSVP stands
     promoted: tuple[Promotion, ...] = ()
     reminders_moved: bool = False  # someone who asked for DM reminders started or stopped going
+
+
+def promoted(event_id: int, promotions: Iterable[Promotion]) -> list[Effect]:
+    """The effects that tell each promoted member."""
+    return [MemberPromoted(event_id, p.member, p.number) for p in promotions]
 
 
 def member_of(rsvp: Rsvp) -> Actor:

@@ -16,3 +16,15 @@ class RsvpStatus(StrEnum):
     WAITLISTED = "waitlisted"
     MAYBE = "maybe"
     DECLINED = "declined"
+
+
+class RsvpAnswer(StrEnum):
+    """What a member answers to an event; going may end up on the waitlist."""
+
+    GOING = "going"
+    MAYBE = "maybe"
+    NO = "no"
+
+    @property
+    def status(self) -> RsvpStatus:
+        return RsvpStatus.DECLINED if self is RsvpAnswer.NO else RsvpStatus(self.value)

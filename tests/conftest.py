@@ -18,7 +18,7 @@ from bot.config import Settings
 from bot.db import Database
 from bot.effects import EffectBus
 from bot.engine import Engine
-from bot.invocation import Actor
+from bot.invocation import Actor, CommandLine
 
 NOW = datetime(2026, 6, 1, 12, 0, tzinfo=UTC)
 ORGANIZER = Actor("console", "organizer", "Organizer")
@@ -104,15 +104,15 @@ async def snapshot(db: Database) -> dict[str, list[tuple[Any, ...]]]:
 async def create_event(engine: Engine, slug: str = "bk-june", capacity: int = 50, publish: bool = True) -> None:
     """An event on 2026-06-15 18:00 Los Angeles time, published unless asked otherwise."""
     line = f'/emcee event create {slug} "BookKeeper June" --starts 2026-06-15 18:00 --capacity {capacity}'
-    reply = await engine.handle_text(ORGANIZER, None, line)
+    reply = await engine.handle(CommandLine(ORGANIZER, None, line))
     assert reply.ok, reply.text
     if publish:
-        reply = await engine.handle_text(ORGANIZER, None, f"/emcee event publish {slug}")
+        reply = await engine.handle(CommandLine(ORGANIZER, None, f"/emcee event publish {slug}"))
         assert reply.ok, reply.text
 
 
 async def run_as_organizer(app: App, organizer: Actor, line: str) -> None:
     """Run an organizer's command that must succeed, and wait for everything it set off."""
-    reply = await app.engine.handle_text(organizer, None, line)
+    reply = await app.engine.handle(CommandLine(organizer, None, line))
     assert reply.ok, reply.text
     await app.bus.drain()

@@ -5,9 +5,9 @@ from __future__ import annotations
 import pytest
 from conftest import DISCORD_GUILD, DISCORD_ORGANIZER_ROLE, create_event, member, snapshot
 
-from bot.commands import COMMANDS
+from bot.commands.catalog import COMMANDS
 from bot.engine import Engine
-from bot.invocation import Actor
+from bot.invocation import Actor, CommandLine
 
 ORGANIZER_LINES = {
     ("emcee", "event", "create"): '/emcee event create bk-x "X" --starts 2026-07-01 18:00',
@@ -32,13 +32,13 @@ def test_every_organizer_command_is_covered_here() -> None:
 @pytest.mark.parametrize("path", sorted(ORGANIZER_LINES))
 async def test_members_are_refused_organizer_commands(engine: Engine, path: tuple[str, ...]) -> None:
     await create_event(engine)
-    await engine.handle_text(member("organizer"), None, '/emcee agenda add 18:00 "Real talk"')
+    await engine.handle(CommandLine(member("organizer"), None, '/emcee agenda add 18:00 "Real talk"'))
     before = await snapshot(engine.db)
     for outsider in (
         Actor("slack", "UMEMBER", "member"),
         Actor("discord", "2002", "m", guild_id=DISCORD_GUILD, role_ids=frozenset({5301})),
     ):
-        reply = await engine.handle_text(outsider, None, ORGANIZER_LINES[path])
+        reply = await engine.handle(CommandLine(outsider, None, ORGANIZER_LINES[path]))
         assert not reply.ok and reply.ephemeral
         assert "Only organizers" in reply.text
     assert await snapshot(engine.db) == before
@@ -51,11 +51,11 @@ async def test_organizers_by_id_and_by_discord_role(engine: Engine) -> None:
         Actor("discord", "1001"),
         Actor("discord", "3003", guild_id=DISCORD_GUILD, role_ids=frozenset({DISCORD_ORGANIZER_ROLE})),
     ):
-        reply = await engine.handle_text(organizer, None, "/emcee attendees")
+        reply = await engine.handle(CommandLine(organizer, None, "/emcee attendees"))
         assert reply.ok, reply.text
 
 
 async def test_slack_organizer_id_does_not_grant_discord_rights(engine: Engine) -> None:
     await create_event(engine)
-    reply = await engine.handle_text(Actor("discord", "UORG"), None, "/emcee attendees")
+    reply = await engine.handle(CommandLine(Actor("discord", "UORG"), None, "/emcee attendees"))
     assert not reply.ok

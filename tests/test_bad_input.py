@@ -8,6 +8,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from bot.engine import Engine
+from bot.invocation import CommandLine
 
 REJECTED = [
     ("/rsvp nope-event", "no event called 'nope-event'", "/rsvp [event]"),
@@ -41,10 +42,10 @@ async def test_rejected_command_writes_nothing_and_explains(
     engine: Engine, line: str, problem: str, usage: str | None
 ) -> None:
     await create_event(engine, capacity=5)
-    await engine.handle_text(member("ada"), None, "/rsvp going +1")
-    await engine.handle_text(member("bo"), None, "/rsvp going")
+    await engine.handle(CommandLine(member("ada"), None, "/rsvp going +1"))
+    await engine.handle(CommandLine(member("bo"), None, "/rsvp going"))
     before = await snapshot(engine.db)
-    reply = await engine.handle_text(ORGANIZER, None, line)
+    reply = await engine.handle(CommandLine(ORGANIZER, None, line))
     assert not reply.ok
     assert reply.ephemeral
     assert problem in reply.text
@@ -57,7 +58,7 @@ async def test_rejected_command_writes_nothing_and_explains(
 async def test_rsvp_to_a_draft_or_cancelled_event_is_refused(engine: Engine) -> None:
     await create_event(engine, slug="draft-one", publish=False)
     before = await snapshot(engine.db)
-    reply = await engine.handle_text(member("ada"), None, "/rsvp draft-one")
+    reply = await engine.handle(CommandLine(member("ada"), None, "/rsvp draft-one"))
     assert not reply.ok and "draft" in reply.text
     assert await snapshot(engine.db) == before
 
@@ -69,8 +70,8 @@ async def test_an_internal_failure_answers_politely_and_writes_nothing(engine: E
     async def broken(*args, **kwargs):  # type: ignore[no-untyped-def]
         raise RuntimeError("disk on fire")
 
-    monkeypatch.setattr("bot.engine.set_rsvp", broken)
-    reply = await engine.handle_text(member("ada"), None, "/rsvp")
+    monkeypatch.setattr("bot.commands.rsvp.set_rsvp", broken)
+    reply = await engine.handle(CommandLine(member("ada"), None, "/rsvp"))
     assert not reply.ok
     assert "nothing was changed" in reply.text and "disk on fire" not in reply.text
     assert await snapshot(engine.db) == before
@@ -82,7 +83,7 @@ async def test_any_command_text_works_or_is_rejected_without_writes(engine: Engi
     """Property: arbitrary text after /rsvp or /emcee never crashes; a refusal changes nothing."""
     for line in (f"/rsvp {text}", f"/emcee {text}", f"/emcee agenda {text}"):
         before = await snapshot(engine.db)
-        reply = await engine.handle_text(member("fuzzer"), None, line)
+        reply = await engine.handle(CommandLine(member("fuzzer"), None, line))
         assert "Something went wrong" not in reply.text
         if not reply.ok:
             assert await snapshot(engine.db) == before

@@ -19,13 +19,14 @@ from bot.cli import main
 from bot.demo import SAMPLE
 from bot.engine import Engine
 from bot.eventfile import import_event_file
+from bot.invocation import CommandLine
 from bot.models import AgendaItem, Event
 
 LA = ZoneInfo("America/Los_Angeles")
 
 
 async def run(engine: Engine, line: str) -> None:
-    reply = await engine.handle_text(ORGANIZER, None, line)
+    reply = await engine.handle(CommandLine(ORGANIZER, None, line))
     assert reply.ok, reply.text
 
 

@@ -12,6 +12,7 @@ from sqlmodel import select
 from bot.calendar import IcsError, import_ics, read_ics
 from bot.cli import main
 from bot.engine import Engine
+from bot.invocation import CommandLine
 from bot.models import AgendaItem, Event
 
 ICS = Path(__file__).parent / "payloads" / "ics"
@@ -64,8 +65,8 @@ async def test_a_utc_only_file_gets_the_utc_zone(engine: Engine, tmp_path: Path)
 
 async def test_an_updated_file_edits_the_event_and_moves_its_agenda(engine: Engine, tmp_path: Path) -> None:
     result = await import_ics(engine, TZID)
-    reply = await engine.handle_text(
-        ORGANIZER, None, f'/emcee agenda add 19:30 "Lightning talks" --event {result.slug}'
+    reply = await engine.handle(
+        CommandLine(ORGANIZER, None, f'/emcee agenda add 19:30 "Lightning talks" --event {result.slug}')
     )
     assert reply.ok, reply.text
     sequence = (await only_event(engine)).sequence

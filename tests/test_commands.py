@@ -8,10 +8,11 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from bot.commands import COMMANDS, Registry, UsageError, tokenize
+from bot.commands import Registry, UsageError, tokenize
+from bot.commands.catalog import COMMANDS
 from bot.timeparse import WallTime
 
-registry = Registry()
+registry = Registry.default()
 
 
 @pytest.mark.parametrize(

@@ -16,7 +16,8 @@ from discord_harness import ADA, GRACE, SLUG, DiscordEmcee, discord_settings, ru
 from fakes.discord import APPLICATION_ID, GUILD_ID, FakeDiscord, interaction_payload
 
 from adapters.discord.tree import build_tree
-from bot.commands import COMMANDS, Arg, ArgKind, Command, Registry
+from bot.commands import Arg, ArgKind, Command, Registry
+from bot.commands.catalog import COMMANDS
 from bot.models import Event, EventStatus
 
 # Discord's option types: 1 subcommand, 2 subcommand group, 3 string, 4 integer.

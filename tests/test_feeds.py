@@ -18,6 +18,7 @@ from bot.config import HttpSettings
 from bot.engine import Engine
 from bot.feeds import CalendarFeeds
 from bot.http import HttpServer
+from bot.invocation import CommandLine
 from bot.models import Event
 
 
@@ -74,12 +75,12 @@ async def test_a_subscriber_sees_an_agenda_shift_at_its_next_poll(
     engine: Engine, clock: FakeClock, server: HttpServer, client: aiohttp.ClientSession
 ) -> None:
     await create_event(engine, "bk-june")
-    assert (await engine.handle_text(ORGANIZER, None, '/emcee agenda add 18:30 "Talk" --event bk-june')).ok
+    assert (await engine.handle(CommandLine(ORGANIZER, None, '/emcee agenda add 18:30 "Talk" --event bk-june'))).ok
     url = f"{server.url}/calendar.ics"
     async with client.get(url) as response:
         etag, first = response.headers["ETag"], Calendar.from_ical(await response.read())
     clock.advance(timedelta(minutes=5))
-    assert (await engine.handle_text(ORGANIZER, None, "/emcee agenda shift +10m --event bk-june")).ok
+    assert (await engine.handle(CommandLine(ORGANIZER, None, "/emcee agenda shift +10m --event bk-june"))).ok
 
     async with client.get(url, headers={"If-None-Match": etag}) as response:
         assert response.status == 200

@@ -24,7 +24,7 @@ from bot.app import App, build_app
 from bot.clock import FakeClock
 from bot.config import ConfigError, Secrets, parse_settings
 from bot.engine import Engine
-from bot.invocation import Actor, Invocation
+from bot.invocation import Actor, CommandLine, CommandOptions
 from bot.messages import AgendaCard
 from bot.models import Event, EventStatus
 
@@ -179,12 +179,12 @@ def test_guild_scoped_role_ids_are_read_from_toml() -> None:
 async def draft_and_cancelled(engine: Engine) -> None:
     """bk-june published, bk-july a draft ("Secret July"), bk-may published then cancelled."""
     await create_event(engine, "bk-june")
-    reply = await engine.handle_text(
-        ORGANIZER, None, '/emcee event create bk-july "Secret July" --starts 2026-07-15 18:00'
+    reply = await engine.handle(
+        CommandLine(ORGANIZER, None, '/emcee event create bk-july "Secret July" --starts 2026-07-15 18:00')
     )
     assert reply.ok, reply.text
     await create_event(engine, "bk-may")
-    reply = await engine.handle_text(ORGANIZER, None, "/emcee event cancel bk-may")
+    reply = await engine.handle(CommandLine(ORGANIZER, None, "/emcee event cancel bk-may"))
     assert reply.ok, reply.text
 
 
@@ -194,7 +194,7 @@ async def test_members_cannot_reach_a_draft_by_slug_or_prefix(engine: Engine, li
     await draft_and_cancelled(engine)
     before = await snapshot(engine.db)
 
-    reply = await engine.handle_text(member("curious"), None, line)
+    reply = await engine.handle(CommandLine(member("curious"), None, line))
 
     assert not reply.ok and reply.ephemeral
     assert f"no event called '{line.split()[1]}'" in reply.text
@@ -206,7 +206,7 @@ async def test_a_prefix_shared_with_a_draft_names_only_the_published_event(engin
     """Hardening item 2: "bk-ju" would match the draft too; a member sees no ambiguity that betrays it."""
     await draft_and_cancelled(engine)
 
-    reply = await engine.handle_text(member("curious"), None, "/rsvp bk-ju")
+    reply = await engine.handle(CommandLine(member("curious"), None, "/rsvp bk-ju"))
 
     assert reply.ok, reply.text
     assert "bk-july" not in reply.text and reply.text.startswith("✅ You're going to BookKeeper June")
@@ -217,7 +217,7 @@ async def test_members_who_never_rsvped_cannot_reach_a_cancelled_event(engine: E
     """Hardening item 2: a cancelled event answers as if it never existed to a member who did not RSVP."""
     await draft_and_cancelled(engine)
 
-    reply = await engine.handle_text(member("curious"), None, line)
+    reply = await engine.handle(CommandLine(member("curious"), None, line))
 
     assert not reply.ok
     assert "no event called 'bk-may'" in reply.text
@@ -227,7 +227,7 @@ async def test_organizers_still_reach_drafts(engine: Engine) -> None:
     """Hardening item 2: the organizer's own view is unchanged: a draft's agenda by prefix."""
     await draft_and_cancelled(engine)
 
-    reply = await engine.handle_text(ORGANIZER, None, "/agenda bk-jul")
+    reply = await engine.handle(CommandLine(ORGANIZER, None, "/agenda bk-jul"))
 
     assert reply.ok, reply.text
     assert isinstance(reply.message, AgendaCard) and reply.message.title == "Secret July"
@@ -255,7 +255,7 @@ async def test_like_wildcards_in_an_event_reference_match_nothing(engine: Engine
     await draft_and_cancelled(engine)
 
     for actor in (member("curious"), ORGANIZER):
-        reply = await engine.handle(Invocation(actor, None, ("agenda",), {"event": ref}))
+        reply = await engine.handle(CommandOptions(actor, None, ("agenda",), {"event": ref}))
         assert not reply.ok
         assert f"no event called '{ref}'" in reply.text
 
@@ -279,10 +279,10 @@ async def test_autocomplete_treats_like_wildcards_as_text(emcee: DiscordEmcee, t
 async def test_a_member_who_rsvped_hears_the_event_was_cancelled(engine: Engine) -> None:
     """Hardening item 2: a member who RSVPed saw the event; to them a cancelled event is named as cancelled."""
     await create_event(engine, "bk-may")
-    assert (await engine.handle_text(member("fan"), None, "/rsvp bk-may")).ok
-    await engine.handle_text(ORGANIZER, None, "/emcee event cancel bk-may")
+    assert (await engine.handle(CommandLine(member("fan"), None, "/rsvp bk-may"))).ok
+    await engine.handle(CommandLine(ORGANIZER, None, "/emcee event cancel bk-may"))
 
-    reply = await engine.handle_text(member("fan"), None, "/rsvp bk-may")
+    reply = await engine.handle(CommandLine(member("fan"), None, "/rsvp bk-may"))
 
     assert not reply.ok
     assert "BookKeeper June is cancelled; RSVPs are closed" in reply.text
@@ -295,10 +295,10 @@ async def test_a_member_who_rsvped_hears_the_event_was_cancelled(engine: Engine)
 async def test_attendee_csv_neutralises_names_a_spreadsheet_would_run(engine: Engine, name: str) -> None:
     """Hardening item 4: a display name starting with = + - @ tab or CR becomes text, prefixed with a quote."""
     await create_event(engine)
-    assert (await engine.handle_text(Actor("slack", "UEVIL", name), None, "/rsvp")).ok
-    assert (await engine.handle_text(Actor("slack", "UOK", "Ada Lovelace"), None, "/rsvp")).ok
+    assert (await engine.handle(CommandLine(Actor("slack", "UEVIL", name), None, "/rsvp"))).ok
+    assert (await engine.handle(CommandLine(Actor("slack", "UOK", "Ada Lovelace"), None, "/rsvp"))).ok
 
-    reply = await engine.handle_text(Actor("slack", "UORG"), None, "/emcee attendees")
+    reply = await engine.handle(CommandLine(Actor("slack", "UORG"), None, "/emcee attendees"))
 
     assert reply.attachment is not None
     rows = list(csv.DictReader(io.StringIO(reply.attachment.content, newline="")))
@@ -330,14 +330,14 @@ async def test_turning_dm_reminders_on_and_off_replans_without_editing_public_me
     adapter = recorded_app.adapters["console"]
     assert isinstance(adapter, RecordingAdapter)
     await create_event(recorded_app.engine)
-    assert (await recorded_app.engine.handle_text(member("ada"), None, "/rsvp going")).ok
+    assert (await recorded_app.engine.handle(CommandLine(member("ada"), None, "/rsvp going"))).ok
     await recorded_app.bus.drain()
     edits = len(adapter.edits)
 
-    on = await recorded_app.engine.handle_text(member("ada"), None, "/emcee remind on")
+    on = await recorded_app.engine.handle(CommandLine(member("ada"), None, "/emcee remind on"))
     await recorded_app.bus.drain()
     planned = dm_reminders(recorded_app)
-    off = await recorded_app.engine.handle_text(member("ada"), None, "/emcee remind off")
+    off = await recorded_app.engine.handle(CommandLine(member("ada"), None, "/emcee remind off"))
     await recorded_app.bus.drain()
 
     assert on.ok and off.ok
@@ -348,11 +348,11 @@ async def test_turning_dm_reminders_on_and_off_replans_without_editing_public_me
 async def test_reminders_for_a_cancelled_event_say_it_was_cancelled(engine: Engine) -> None:
     """Hardening item 15: a member who RSVPed hears the event was cancelled, not "RSVP going first"."""
     await create_event(engine)
-    assert (await engine.handle_text(member("ada"), None, "/rsvp going bk-june")).ok
-    await engine.handle_text(ORGANIZER, None, "/emcee event cancel bk-june")
+    assert (await engine.handle(CommandLine(member("ada"), None, "/rsvp going bk-june"))).ok
+    await engine.handle(CommandLine(ORGANIZER, None, "/emcee event cancel bk-june"))
     before = await snapshot(engine.db)
 
-    reply = await engine.handle_text(member("ada"), None, "/emcee remind on bk-june")
+    reply = await engine.handle(CommandLine(member("ada"), None, "/emcee remind on bk-june"))
 
     assert not reply.ok and reply.ephemeral
     assert "BookKeeper June was cancelled" in reply.text and "RSVP going" not in reply.text
@@ -376,7 +376,7 @@ async def test_members_hear_only_organizers_before_their_arguments_are_read(engi
     await create_event(engine)
     before = await snapshot(engine.db)
 
-    reply = await engine.handle_text(member("curious"), None, line)
+    reply = await engine.handle(CommandLine(member("curious"), None, line))
 
     assert not reply.ok and reply.ephemeral
     name = " ".join(line.split()[:3]).removeprefix("/")

@@ -19,13 +19,14 @@ from test_runner import GENERAL, add_event, make_runner
 
 from bot import compose
 from bot.clock import FakeClock
-from bot.commands import COMMANDS, ArgKind, UsageError
+from bot.commands import ArgKind, UsageError
+from bot.commands.catalog import COMMANDS
 from bot.config import ConfigError, HttpSettings, load_settings
 from bot.db import Database
 from bot.engine import Engine
 from bot.feeds import CalendarFeeds
 from bot.http import HttpServer
-from bot.invocation import Actor
+from bot.invocation import Actor, CommandLine
 from bot.models import Event
 from schedules.planner import PostKind, Rules
 
@@ -33,7 +34,7 @@ from schedules.planner import PostKind, Rules
 async def refused(engine: Engine, line: str, problem: str) -> str:
     """Run `line` as the organizer; it must be refused with `problem`, write nothing and carry the usage."""
     before = await snapshot(engine.db)
-    reply = await engine.handle_text(ORGANIZER, None, line)
+    reply = await engine.handle(CommandLine(ORGANIZER, None, line))
     assert not reply.ok, reply.text
     assert problem in reply.text, reply.text
     assert reply.usage, reply.text
@@ -64,15 +65,15 @@ async def test_out_of_range_durations_and_dates_are_refused_without_writes(
 ) -> None:
     """Hardening item 7: huge durations, reminder offsets and dates outside 2000-2099 are refused."""
     await create_event(engine)
-    await engine.handle_text(ORGANIZER, None, '/emcee agenda add 18:00 "Welcome"')
+    await engine.handle(CommandLine(ORGANIZER, None, '/emcee agenda add 18:00 "Welcome"'))
     await refused(engine, line, problem)
 
 
 async def test_an_agenda_shift_or_move_that_leaves_the_date_range_is_refused(engine: Engine) -> None:
     """Hardening item 7: a shift or move whose result falls in year 2100 or later is refused."""
-    reply = await engine.handle_text(ORGANIZER, None, '/emcee event create eve "Eve" --starts 2099-12-30 18:00')
+    reply = await engine.handle(CommandLine(ORGANIZER, None, '/emcee event create eve "Eve" --starts 2099-12-30 18:00'))
     assert reply.ok, reply.text
-    assert (await engine.handle_text(ORGANIZER, None, '/emcee agenda add 18:00 "Welcome"')).ok
+    assert (await engine.handle(CommandLine(ORGANIZER, None, '/emcee agenda add 18:00 "Welcome"'))).ok
     await refused(engine, "/emcee agenda shift +2d --from 1", "from 2000 to 2099")
     await refused(engine, "/emcee agenda move 1 2099-12-31 23:30", "from 2000 to 2099")
 
@@ -80,7 +81,7 @@ async def test_an_agenda_shift_or_move_that_leaves_the_date_range_is_refused(eng
 async def test_a_member_gets_no_internal_error_from_a_huge_shift(engine: Engine) -> None:
     """Hardening item 7: a member typing an unbounded shift is answered, never with an internal error."""
     await create_event(engine)
-    reply = await engine.handle_text(member("ada"), None, "/emcee agenda shift 99999999999d")
+    reply = await engine.handle(CommandLine(member("ada"), None, "/emcee agenda shift 99999999999d"))
     assert not reply.ok
     assert "went wrong" not in reply.text
 
@@ -287,14 +288,18 @@ async def test_a_wall_time_in_the_spring_forward_gap_is_refused(engine: Engine) 
 
 async def test_an_agenda_item_in_the_gap_is_refused(engine: Engine) -> None:
     """Hardening item 10: the same check applies to agenda times (bot/agenda.py)."""
-    reply = await engine.handle_text(ORGANIZER, None, '/emcee event create gap "Gap" --starts "2026-03-08 01:00"')
+    reply = await engine.handle(
+        CommandLine(ORGANIZER, None, '/emcee event create gap "Gap" --starts "2026-03-08 01:00"')
+    )
     assert reply.ok, reply.text
     await refused(engine, '/emcee agenda add 02:15 "Night talk" --event gap', "clocks jump from 02:00 to 03:00")
 
 
 async def test_an_ambiguous_wall_time_takes_the_first_and_says_so(engine: Engine) -> None:
     """Hardening item 10: 01:30 on the fall-back night happens twice; the first (daylight time) is taken and named."""
-    reply = await engine.handle_text(ORGANIZER, None, '/emcee event create amb "Amb" --starts "2026-11-01 01:30"')
+    reply = await engine.handle(
+        CommandLine(ORGANIZER, None, '/emcee event create amb "Amb" --starts "2026-11-01 01:30"')
+    )
     assert reply.ok, reply.text
     assert "01:30 happens twice on 2026-11-01 in America/Los_Angeles" in reply.text
     assert "PDT" in reply.text
@@ -320,7 +325,7 @@ async def test_control_characters_in_typed_text_are_refused_without_writes(
     with the argument named, on both databases."""
     await create_event(engine)
     before = await snapshot(db)
-    reply = await engine.handle_text(who, None, line)
+    reply = await engine.handle(CommandLine(who, None, line))
     assert not reply.ok
     assert "control character" in reply.text, reply.text
     assert await snapshot(db) == before

@@ -20,12 +20,12 @@ from bot.db import Database
 from bot.engine import Engine
 from bot.eventfile import EventFileError, import_event_file
 from bot.formatting import format_lead
-from bot.invocation import Actor
+from bot.invocation import Actor, CommandLine
 from bot.messages import EventCard, EventList, When
 from bot.statuses import EventStatus
 
 BOB = ("U0BOB00002", "bob")
-registry = Registry()
+registry = Registry.default()
 SAMPLE = Path(__file__).parent.parent / "examples" / "bookkeeper-2016-06.toml"
 
 
@@ -88,11 +88,11 @@ def test_unterminated_double_and_curly_quotes_are_still_refused(line: str) -> No
 async def test_a_refused_rsvp_writes_nothing_not_even_the_display_name(engine: Engine, db: Database) -> None:
     """Hardening item 16: "Only N seats left, so your RSVP is unchanged" leaves every row as it was."""
     await create_event(engine, capacity=2)
-    assert (await engine.handle_text(Actor("console", "ada", "Ada"), None, "/rsvp going")).ok
-    assert (await engine.handle_text(member("bo"), None, "/rsvp going")).ok
+    assert (await engine.handle(CommandLine(Actor("console", "ada", "Ada"), None, "/rsvp going"))).ok
+    assert (await engine.handle(CommandLine(member("bo"), None, "/rsvp going"))).ok
     before = await snapshot(db)
 
-    reply = await engine.handle_text(Actor("console", "ada", "Ada Renamed"), None, "/rsvp going +1")
+    reply = await engine.handle(CommandLine(Actor("console", "ada", "Ada Renamed"), None, "/rsvp going +1"))
 
     assert await snapshot(db) == before
     assert not reply.ok and "Only 0 seats left" in reply.text and reply.usage == "/rsvp [event] [going|maybe|no] [+N]"
@@ -146,10 +146,10 @@ def test_discord_counts_the_messages_it_left_out(pages: int, words: str) -> None
 async def test_rsvp_replies_count_guests_and_seats_in_good_english(engine: Engine) -> None:
     """Hardening item 13: the engine's replies say "1 guest", "2 guests" and "Only 1 seat left"."""
     await create_event(engine, capacity=7)
-    assert (await engine.handle_text(member("ada"), None, "/rsvp going")).ok
-    assert "with 1 guest." in (await engine.handle_text(member("bo"), None, "/rsvp going +1")).text
-    assert "with 2 guests." in (await engine.handle_text(member("cy"), None, "/rsvp going +2")).text
-    assert "Only 1 seat left" in (await engine.handle_text(member("ada"), None, "/rsvp going +2")).text
+    assert (await engine.handle(CommandLine(member("ada"), None, "/rsvp going"))).ok
+    assert "with 1 guest." in (await engine.handle(CommandLine(member("bo"), None, "/rsvp going +1"))).text
+    assert "with 2 guests." in (await engine.handle(CommandLine(member("cy"), None, "/rsvp going +2"))).text
+    assert "Only 1 seat left" in (await engine.handle(CommandLine(member("ada"), None, "/rsvp going +2"))).text
 
 
 @pytest.mark.parametrize(("events", "words"), [(5, "…and 1 more event."), (6, "…and 2 more events.")])

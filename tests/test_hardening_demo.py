@@ -16,7 +16,8 @@ from pathlib import Path
 import pytest
 
 from bot.clock import FastClock, SystemClock
-from bot.commands import COMMANDS, ArgKind
+from bot.commands import ArgKind
+from bot.commands.catalog import COMMANDS
 from bot.config import Settings, load_settings
 from bot.demo import run_demo
 from bot.timeparse import parse_duration, parse_wall_time

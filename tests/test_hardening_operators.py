@@ -24,6 +24,7 @@ from adapters.console import ConsoleAdapter
 from bot.app import build_app
 from bot.config import ConfigError, Secrets, load_settings
 from bot.db import Database
+from bot.invocation import CommandLine
 
 
 def emcee(*args: str, cwd: Path | None = None, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
@@ -189,7 +190,7 @@ async def test_commands_say_the_database_is_read_only_and_log_it_once(
     try:
         line = '/emcee event create bk "BookKeeper" --starts 2026-06-15 18:00'
         with caplog.at_level(logging.INFO):
-            replies = [await app.engine.handle_text(ORGANIZER, None, line) for _ in range(3)]
+            replies = [await app.engine.handle(CommandLine(ORGANIZER, None, line)) for _ in range(3)]
     finally:
         await app.stop()
     for reply in replies:

@@ -17,7 +17,7 @@ from bot.config import Secrets
 from bot.db import Database
 from bot.delivery import Ledger, Target
 from bot.engine import Engine
-from bot.invocation import Actor, ChannelRef, MessageRef
+from bot.invocation import Actor, ChannelRef, CommandLine, MessageRef
 from bot.messages import Message
 from bot.metrics import Metrics
 from bot.models import DeliveryStatus
@@ -55,11 +55,11 @@ def sample(metrics: Metrics, name: str, **labels: str) -> float | None:
 async def test_commands_are_counted_by_name_and_outcome(engine: Engine) -> None:
     metrics = engine.metrics
     assert sample(metrics, "emcee_commands_total", command="events", outcome="ok") is None
-    await engine.handle_text(member("ada"), None, "/events")
+    await engine.handle(CommandLine(member("ada"), None, "/events"))
     assert sample(metrics, "emcee_commands_total", command="events", outcome="ok") == 1
-    await engine.handle_text(member("ada"), None, "/emcee event publish nope")
-    await engine.handle_text(ORGANIZER, None, "/emcee event publish nope")
-    await engine.handle_text(member("ada"), None, "/dance")
+    await engine.handle(CommandLine(member("ada"), None, "/emcee event publish nope"))
+    await engine.handle(CommandLine(ORGANIZER, None, "/emcee event publish nope"))
+    await engine.handle(CommandLine(member("ada"), None, "/dance"))
     assert sample(metrics, "emcee_commands_total", command="emcee event publish", outcome="denied") == 1
     assert sample(metrics, "emcee_commands_total", command="emcee event publish", outcome="refused") == 1
     assert sample(metrics, "emcee_commands_total", command="unparsed", outcome="refused") == 1
@@ -68,7 +68,7 @@ async def test_commands_are_counted_by_name_and_outcome(engine: Engine) -> None:
 async def test_state_gauges_read_the_ledger_and_rsvps(engine: Engine, db: Database, clock: FakeClock) -> None:
     await create_event(engine, "bk-june", capacity=2)
     for name, line in (("ada", "/rsvp going +1"), ("bo", "/rsvp going"), ("cy", "/rsvp maybe")):
-        await engine.handle_text(member(name), None, line)
+        await engine.handle(CommandLine(member(name), None, line))
     ledger = Ledger(db, clock)
     for key in ("a", "b"):
         assert await ledger.claim_many(key, [Target("fake", "C1")]) == [Target("fake", "C1")]
@@ -109,7 +109,7 @@ async def app(db: Database, tmp_path: Path, clock: FakeClock) -> AsyncIterator[A
 
 async def test_metrics_endpoint_serves_prometheus_text(app: App) -> None:
     assert app.http is not None
-    await app.engine.handle_text(member("ada"), None, "/events")
+    await app.engine.handle(CommandLine(member("ada"), None, "/events"))
     async with aiohttp.ClientSession() as client, client.get(f"{app.http.url}/metrics") as response:
         assert response.status == 200
         assert response.headers["Content-Type"].startswith("text/plain; version=0.0.4")

@@ -2,7 +2,7 @@
 and given as Discord-style typed options, either works or is refused without writes, and the seats,
 the waitlist and the planned posts stay sound.
 
-The commands come from the registry itself (bot/commands.py COMMANDS), so a new command is covered
+The commands come from the registry itself (bot/commands/catalog.py COMMANDS), so a new command is covered
 the day it is declared. Each test function gets one SQLite file, seeded once with a set of events
 (published, draft, cancelled, over, full with a waitlist, ambiguous prefixes); every example starts
 from that seed, restored from a snapshot only when the previous example changed something.
@@ -27,12 +27,13 @@ from sqlalchemy.engine import make_url
 from sqlmodel import SQLModel, col, select
 
 from adapters.console import ConsoleAdapter
-from bot.commands import COMMANDS, Arg, ArgKind, Command, UsageError
+from bot.commands import Arg, ArgKind, Command
+from bot.commands.catalog import COMMANDS
 from bot.db import Database
 from bot.delivery import Ledger, Outbox, Target
 from bot.engine import Engine
-from bot.invocation import Actor, Invocation
-from bot.messages import INTERNAL_ERROR, Reply, refusal
+from bot.invocation import Actor, CommandLine, CommandOptions
+from bot.messages import INTERNAL_ERROR, Reply
 from bot.models import Rsvp, RsvpStatus
 from bot.rsvps import waitlist_position
 from schedules.planner import Rules, plan
@@ -215,11 +216,11 @@ async def world(engine: Engine) -> AsyncIterator[World]:
         Rules.from_settings(engine.settings),
     )
     for line in SEED_COMMANDS:
-        reply = await engine.handle_text(ORGANIZER, None, line)
+        reply = await engine.handle(CommandLine(ORGANIZER, None, line))
         assert reply.ok, f"{line}: {reply.text}"
     for who, line in SEED_RSVPS:
         engine.clock.advance(timedelta(seconds=1))  # type: ignore[attr-defined]
-        reply = await engine.handle_text(member(who), None, line)
+        reply = await engine.handle(CommandLine(member(who), None, line))
         assert reply.ok, f"{line}: {reply.text}"
     watcher = sqlite3.connect(make_url(engine.db.url).database or "", isolation_level=None)
     world = World(engine, runner, watcher, start=engine.clock.now())
@@ -429,7 +430,7 @@ async def test_any_command_line_works_or_is_refused_and_keeps_every_invariant(
     actor = data.draw(ACTORS[role], label="actor")
     for path in data.draw(PATHS, label="commands"):
         line = data.draw(command_line(world.command(path)), label="line")
-        await world.run(world.engine.handle_text(actor, None, line))
+        await world.run(world.engine.handle(CommandLine(actor, None, line)))
 
 
 @pytest.mark.parametrize("role", ["member", "organizer"])
@@ -438,8 +439,8 @@ async def test_any_command_line_works_or_is_refused_and_keeps_every_invariant(
 async def test_any_typed_options_work_or_are_refused_and_keep_every_invariant(
     world: World, role: str, data: st.DataObject
 ) -> None:
-    """Hardening item A: Discord-style typed options for any registry command (registry.convert, then
-    engine.handle) never get the internal-error reply; a refusal writes nothing; the invariants hold."""
+    """Hardening item A: Discord-style typed options for any registry command (engine.handle with
+    CommandOptions) never get the internal-error reply; a refusal writes nothing; the invariants hold."""
     await world.fresh()
     actor = data.draw(ACTORS[role], label="actor")
     for path in data.draw(PATHS, label="commands"):
@@ -450,14 +451,8 @@ async def test_any_typed_options_work_or_are_refused_and_keep_every_invariant(
 
 async def typed(engine: Engine, actor: Actor, command: Command, raw: dict[str, Any]) -> Reply:
     """What the Discord adapter does with a slash command's options (adapters/discord/client.py
-    _on_command): convert them unless the engine will refuse the sender anyway, then handle."""
-    args: dict[str, Any] = {}
-    if not command.organizer or engine.is_organizer(actor):
-        try:
-            args = engine.registry.convert(command, raw)
-        except UsageError as exc:
-            return refusal(exc.message, exc.usage)
-    return await engine.handle(Invocation(actor, None, command.path, args))
+    _on_command): hand them to the engine, which converts them unless it refuses the sender anyway."""
+    return await engine.handle(CommandOptions(actor, None, command.path, raw))
 
 
 RSVP_STEPS = st.lists(
@@ -488,7 +483,7 @@ async def test_any_rsvp_sequence_by_many_members_keeps_seats_and_a_fifo_waitlist
         world.engine.clock.advance(timedelta(seconds=1))  # type: ignore[attr-defined]
         actor = member(f"m{who}")
         if as_text:
-            reply = await world.run(world.engine.handle_text(actor, None, f"/rsvp {slug} {status} +{guests}"))
+            reply = await world.run(world.engine.handle(CommandLine(actor, None, f"/rsvp {slug} {status} +{guests}")))
         else:
             options = {"event": slug, "status": status, "guests": guests}
             reply = await world.run(typed(world.engine, actor, world.command(("rsvp",)), options))

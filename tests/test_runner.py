@@ -20,7 +20,7 @@ from bot.db import Database
 from bot.delivery import Ledger, Outbox, Target
 from bot.effects import EffectBus
 from bot.engine import Engine
-from bot.invocation import MessageRef
+from bot.invocation import CommandLine, MessageRef
 from bot.messages import Message, Reminder, SpeakerIntro
 from bot.models import AgendaItem, Delivery, DeliveryStatus, Event, EventStatus, Rsvp, RsvpStatus
 from schedules.planner import PlannedPost, PostKind, Rules
@@ -153,7 +153,7 @@ async def test_a_shift_moves_the_posts_of_the_items_it_moves(db: Database) -> No
     await runner.start()
     try:
         before = slot_of(runner, f"intro:{talk}")
-        reply = await engine.handle_text(ORGANIZER, None, "/emcee agenda shift +1s")
+        reply = await engine.handle(CommandLine(ORGANIZER, None, "/emcee agenda shift +1s"))
         assert reply.ok, reply.text
         await engine.bus.drain()
         after = slot_of(runner, f"intro:{talk}")
@@ -180,7 +180,7 @@ async def test_removing_an_item_cancels_its_posts(db: Database) -> None:
     await runner.start()
     try:
         assert {post.item_id for post in runner.jobs.values()} == {None, first, second}
-        reply = await engine.handle_text(ORGANIZER, None, "/emcee agenda remove Lightning")
+        reply = await engine.handle(CommandLine(ORGANIZER, None, "/emcee agenda remove Lightning"))
         assert reply.ok, reply.text
         await engine.bus.drain()
         assert {post.item_id for post in runner.jobs.values()} == {None, second}

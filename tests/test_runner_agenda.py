@@ -13,6 +13,7 @@ from test_delivery import RecordingAdapter
 from bot.app import App, build_app
 from bot.clock import FakeClock
 from bot.config import Secrets
+from bot.invocation import CommandLine
 from bot.messages import AgendaCard, AgendaUpdate, EventCard
 
 SLUG = "bk-june"
@@ -36,7 +37,7 @@ def recorder(app: App) -> RecordingAdapter:
 
 
 async def organizer(app: App, line: str) -> None:
-    reply = await app.engine.handle_text(ORGANIZER, None, line)
+    reply = await app.engine.handle(CommandLine(ORGANIZER, None, line))
     assert reply.ok, reply.text
     await app.bus.drain()
 
@@ -90,7 +91,7 @@ async def test_rsvp_bursts_edit_the_card_at_most_once_per_interval_and_the_last_
     adapter.edits.clear()
     names = ["ada", "bo", "chen", "dara", "eli", "fay"]
     for name in names:  # six RSVPs within a few milliseconds
-        reply = await app.engine.handle_text(member(name), None, "/rsvp going")
+        reply = await app.engine.handle(CommandLine(member(name), None, "/rsvp going"))
         assert reply.ok
     await app.bus.drain()  # the trailing edit is part of handling the effects
     cards = [edit for edit in adapter.edits if isinstance(edit.message, EventCard)]
@@ -104,7 +105,7 @@ async def test_opting_in_to_dm_reminders_schedules_one(app: App) -> None:
     assert app.runner is not None
     await create_event(app.engine)
     for line in ("/rsvp going", "/emcee remind on"):
-        reply = await app.engine.handle_text(member("ada"), None, line)
+        reply = await app.engine.handle(CommandLine(member("ada"), None, line))
         assert reply.ok, reply.text
     await app.bus.drain()
     dms = [post for post in app.runner.jobs.values() if post.slot.startswith("dm:")]
@@ -118,7 +119,7 @@ async def test_dm_jobs_follow_opted_in_members_in_and_out_of_the_room_and_plain_
     assert app.runner is not None
     await create_event(app.engine, capacity=1)
     for who, line in (("ada", "/rsvp going"), ("bo", "/rsvp going"), ("bo", "/emcee remind on")):
-        assert (await app.engine.handle_text(member(who), None, line)).ok
+        assert (await app.engine.handle(CommandLine(member(who), None, line))).ok
     await app.bus.drain()
     reconciles: list[int | None] = []
     reconcile = app.runner.reconcile
@@ -133,13 +134,13 @@ async def test_dm_jobs_follow_opted_in_members_in_and_out_of_the_room_and_plain_
         return [post.targets[0].id for post in app.runner.jobs.values() if post.slot.startswith("dm:")]
 
     assert dm_targets() == []  # bo is waiting: no reminder yet
-    await app.engine.handle_text(member("chen"), None, "/rsvp maybe")
+    await app.engine.handle(CommandLine(member("chen"), None, "/rsvp maybe"))
     await app.bus.drain()
     assert reconciles == []  # nobody with DM reminders moved: the schedule stays as it is
-    await app.engine.handle_text(member("ada"), None, "/rsvp no")  # bo, opted in, is promoted
+    await app.engine.handle(CommandLine(member("ada"), None, "/rsvp no"))  # bo, opted in, is promoted
     await app.bus.drain()
     assert len(reconciles) == 1 and dm_targets() == ["bo"]
-    await app.engine.handle_text(member("bo"), None, "/rsvp no")
+    await app.engine.handle(CommandLine(member("bo"), None, "/rsvp no"))
     await app.bus.drain()
     assert len(reconciles) == 2 and dm_targets() == []
 

@@ -12,6 +12,7 @@ from sqlmodel import select
 
 from bot.db import Database
 from bot.engine import Engine
+from bot.invocation import CommandLine
 from bot.models import Event, Rsvp, RsvpStatus
 
 
@@ -28,7 +29,9 @@ def going_seats(rsvps: list[Rsvp]) -> int:
 
 async def test_200_concurrent_rsvps_never_exceed_50_seats(engine: Engine) -> None:
     await create_event(engine, capacity=50)
-    replies = await asyncio.gather(*(engine.handle_text(member(f"m{i}"), None, "/rsvp going") for i in range(200)))
+    replies = await asyncio.gather(
+        *(engine.handle(CommandLine(member(f"m{i}"), None, "/rsvp going")) for i in range(200))
+    )
     assert all(reply.ok for reply in replies)
     event, rsvps = await seats_and_rsvps(engine)
     assert going_seats(rsvps) == 50 == event.seats_taken
@@ -39,7 +42,7 @@ async def test_200_concurrent_rsvps_never_exceed_50_seats(engine: Engine) -> Non
 async def test_concurrent_parties_fill_exactly_and_never_overflow(engine: Engine) -> None:
     await create_event(engine, capacity=10)
     lines = ["/rsvp going +2", "/rsvp going +1", "/rsvp going"] * 20
-    await asyncio.gather(*(engine.handle_text(member(f"p{i}"), None, line) for i, line in enumerate(lines)))
+    await asyncio.gather(*(engine.handle(CommandLine(member(f"p{i}"), None, line)) for i, line in enumerate(lines)))
     event, rsvps = await seats_and_rsvps(engine)
     assert going_seats(rsvps) == event.seats_taken <= 10
     # Parties of one are always able to use a last free seat, so the room ends full.
@@ -59,7 +62,7 @@ async def test_any_rsvp_sequence_keeps_seats_and_waitlist_consistent(
     slug = f"prop-{abs(hash((tuple(actions), capacity))) % 10**9}"
     await create_event(engine, slug=slug, capacity=capacity)
     for who, status, guests in actions:
-        await engine.handle_text(member(f"u{who}"), None, f"/rsvp {slug} {status} +{guests}")
+        await engine.handle(CommandLine(member(f"u{who}"), None, f"/rsvp {slug} {status} +{guests}"))
         event, rsvps = await seats_and_rsvps(engine, slug)
         assert going_seats(rsvps) == event.seats_taken <= capacity
         # Nobody waits who would fit: every waiting party is larger than the free seats.
@@ -75,8 +78,8 @@ async def test_two_processes_on_one_sqlite_file_share_one_capacity(engine: Engin
     other = Engine(Database(engine.db.url.replace("sqlite+aiosqlite", "sqlite")), engine.settings, engine.clock)
     try:
         await asyncio.gather(
-            *(engine.handle_text(member(f"a{i}"), None, "/rsvp going") for i in range(40)),
-            *(other.handle_text(member(f"b{i}"), None, "/rsvp going") for i in range(40)),
+            *(engine.handle(CommandLine(member(f"a{i}"), None, "/rsvp going")) for i in range(40)),
+            *(other.handle(CommandLine(member(f"b{i}"), None, "/rsvp going")) for i in range(40)),
         )
     finally:
         await other.db.close()

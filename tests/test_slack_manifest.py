@@ -10,7 +10,8 @@ import pytest
 
 from adapters.slack.manifest import BOT_SCOPES, PLACEHOLDER_URL, build_manifest
 from bot.cli import main
-from bot.commands import COMMANDS, Command, Registry
+from bot.commands import Command, Registry
+from bot.commands.catalog import COMMANDS
 from bot.config import Settings
 
 

@@ -32,19 +32,16 @@ from typing import TYPE_CHECKING, Any
 import aiohttp
 import discord
 from discord import app_commands
-from sqlmodel import col, or_
 
 from adapters.discord import embeds, views
 from adapters.discord.embeds import Page
 from adapters.discord.endpoints import endpoints
 from adapters.discord.tree import build_tree
-from bot.commands import Command, UsageError
+from bot.commands import Command
 from bot.config import ConfigError, DiscordSettings, Secrets
-from bot.formatting import format_moment, shorten
-from bot.invocation import Actor, ChannelRef, Invocation, MessageRef
-from bot.messages import INTERNAL_ERROR, Attachment, EventCard, Message, Reply, refusal
-from bot.metrics import CommandOutcome
-from bot.models import Event
+from bot.formatting import shorten
+from bot.invocation import Actor, ChannelRef, CommandOptions, MessageRef, Request
+from bot.messages import INTERNAL_ERROR, Attachment, EventCard, Message, Reply
 from bot.ports import PlatformUnreachable, SendError
 
 if TYPE_CHECKING:
@@ -209,28 +206,20 @@ class DiscordAdapter:
 
     async def _on_command(self, interaction: discord.Interaction, command: Command, raw: dict[str, Any]) -> None:
         started = time.monotonic()
-        actor = _actor(interaction)
-        args: dict[str, Any] = {}
-        if not command.organizer or self.engine.is_organizer(actor):  # the engine refuses others, whatever they typed
-            try:
-                args = self.engine.registry.convert(command, raw)
-            except UsageError as exc:
-                self.engine.metrics.command_handled(command.name, CommandOutcome.REFUSED)
-                await self._answer(interaction, refusal(exc.message, exc.usage), started)
-                return
-        await self._run(interaction, Invocation(actor, _channel(interaction), command.path, args), started)
+        request = CommandOptions(_actor(interaction), _channel(interaction), command.path, raw)
+        await self._run(interaction, request, started)
 
     async def _on_click(self, interaction: discord.Interaction, slug: str, choice: str) -> None:
         """An RSVP button: the clicker hears back ephemerally; the publisher edits the card's counts."""
         started = time.monotonic()
-        invocation = Invocation(
+        request = CommandOptions(
             _actor(interaction), _channel(interaction), ("rsvp",), {"event": slug, "status": choice}
         )
-        await self._run(interaction, invocation, started)
+        await self._run(interaction, request, started)
 
-    async def _run(self, interaction: discord.Interaction, invocation: Invocation, started: float) -> None:
+    async def _run(self, interaction: discord.Interaction, request: Request, started: float) -> None:
         """Answer directly when the engine is quick; otherwise defer first, then run it and follow up."""
-        call = asyncio.create_task(self._timed(invocation)) if self._expect_fast() else None
+        call = asyncio.create_task(self._timed(request)) if self._expect_fast() else None
         self._in_flight += 1
         try:
             if call is not None:
@@ -239,7 +228,7 @@ class DiscordAdapter:
             if deferred:
                 await interaction.response.defer(ephemeral=True, thinking=True)
                 self._acked(started)
-            reply = await (call if call is not None else self._timed(invocation))
+            reply = await (call if call is not None else self._timed(request))
             await self._answer(interaction, reply, started, deferred)
         except discord.HTTPException as exc:
             log.warning("answering a Discord interaction failed: %s %s", exc.status, exc.text)
@@ -251,13 +240,13 @@ class DiscordAdapter:
         engine (SQLite runs them in turn), about `_engine_time` apiece."""
         return (self._in_flight + 1) * self._engine_time < FAST_ENOUGH
 
-    async def _timed(self, invocation: Invocation) -> Reply:
+    async def _timed(self, request: Request) -> Reply:
         """engine.handle, keeping a moving average of the time one call takes."""
         ahead = self._running
         self._running += 1
         started = time.monotonic()
         try:
-            return await self.engine.handle(invocation)
+            return await self.engine.handle(request)
         except Exception:  # the engine answers every failure itself; this is a bug, but the member still hears back
             log.exception("a Discord command failed")
             return INTERNAL_ERROR
@@ -285,21 +274,8 @@ class DiscordAdapter:
 
     async def _complete_event(self, interaction: discord.Interaction, current: str) -> list[app_commands.Choice[str]]:
         """Upcoming events matching what was typed: published ones, and drafts too for organizers."""
-        query = self.engine.upcoming(self.engine.is_organizer(_actor(interaction)))
-        if current.strip():
-            text = current.strip().lower()
-            query = query.where(
-                or_(col(Event.slug).contains(text, autoescape=True), col(Event.title).icontains(text, autoescape=True))
-            )
-        async with self.engine.db.session() as session:
-            found = (await session.exec(query.limit(AUTOCOMPLETE_LIMIT))).all()
-        return [
-            app_commands.Choice(
-                name=shorten(f"{event.title} · {format_moment(event.starts_at, event.timezone)} · {event.slug}", 100),
-                value=event.slug,
-            )
-            for event in found
-        ]
+        found = await self.engine.suggest_events(_actor(interaction), current, AUTOCOMPLETE_LIMIT)
+        return [app_commands.Choice(name=shorten(label, 100), value=slug) for slug, label in found]
 
     async def _on_tree_error(self, interaction: discord.Interaction, error: app_commands.AppCommandError) -> None:
         log.error("Discord command %s failed", interaction.data and interaction.data.get("name"), exc_info=error)

@@ -1,4 +1,4 @@
-"""The Discord command tree, generated from the command registry (bot/commands.py).
+"""The Discord command tree, generated from the command registry (bot/commands/).
 
 Each registry command becomes an `app_commands.Command` whose parameters are typed from its Args:
 a choice list for CHOICE arguments, integers for guest counts and numbers, strings for the rest, with

@@ -41,7 +41,7 @@ from slack_sdk.web.async_slack_response import AsyncSlackResponse
 from adapters.slack import blocks, payloads
 from bot.config import ConfigError, Secrets, SlackSettings
 from bot.http import HttpServer
-from bot.invocation import Actor, ChannelRef, MessageRef
+from bot.invocation import Actor, ChannelRef, CommandLine, MessageRef
 from bot.messages import INTERNAL_ERROR, Attachment, Message, Reply
 from bot.ports import PlatformUnreachable, SendError
 
@@ -238,7 +238,7 @@ class SlackAdapter:
         # With few commands ahead, the ack waits for the answer; in a burst it goes out before any work.
         fast = self._in_flight < FAST_ACK_QUEUE
         answer = self._queue(
-            self.engine.handle_text(actor, payloads.command_channel(command), payloads.command_line(command))
+            self.engine.handle(CommandLine(actor, payloads.command_channel(command), payloads.command_line(command)))
         )
         done = (await asyncio.wait({answer}, timeout=self.ack_wait))[0] if fast else set()
         if not done:
@@ -259,23 +259,23 @@ class SlackAdapter:
         started = time.monotonic()
         await ack()
         self._acked(started)
-        invocation = payloads.rsvp_click(body, action)
-        if invocation is None:
+        click = payloads.rsvp_click(body, action)
+        if click is None:
             return
         try:
-            reply = await self._queue(self.engine.handle(invocation))
+            reply = await self._queue(self.engine.handle(click))
         except Exception:
             log.exception("RSVP button %s failed", action.get("action_id"))
             reply = INTERNAL_ERROR
         rendered = blocks.render_reply(reply)
-        if invocation.channel is not None:
+        if click.channel is not None:
             try:
                 await self.client.chat_postEphemeral(
-                    channel=invocation.channel.channel_id, user=invocation.actor.user_id, **rendered.fields()
+                    channel=click.channel.channel_id, user=click.actor.user_id, **rendered.fields()
                 )
                 return
             except SlackApiError as exc:
-                log.info("ephemeral answer in %s failed (%s); using the response_url", invocation.channel, exc)
+                log.info("ephemeral answer in %s failed (%s); using the response_url", click.channel, exc)
         # A click where the bot cannot post (a DM, a shared channel): the response_url still reaches the member.
         await respond(response_type="ephemeral", replace_original=False, **rendered.fields())
 

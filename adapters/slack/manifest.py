@@ -59,7 +59,7 @@ def build_manifest(
     name = shorten(settings.bot.name, 35)
     http = settings.slack.mode == "http"
     request_url = request_base(settings, public_url) + EVENTS_PATH
-    commands = slash_commands(registry or Registry())
+    commands = slash_commands(registry or Registry.default())
     interactivity: dict[str, Any] = {"is_enabled": True}
     if http:
         commands = [{**command, "url": request_url} for command in commands]

@@ -1,4 +1,4 @@
-"""Slack payloads to the core's terms: who asked (Actor), where (ChannelRef), and what (a command line or Invocation).
+"""Slack payloads to the core's terms: who asked (Actor), where (ChannelRef), and what (a command line or options).
 
 RSVP buttons carry their whole meaning: action_id ``rsvp:<choice>`` and value ``<event slug>``, so a
 click works after a restart and on any replica.
@@ -9,7 +9,7 @@ from __future__ import annotations
 import re
 from typing import Any
 
-from bot.invocation import Actor, ChannelRef, Invocation
+from bot.invocation import Actor, ChannelRef, CommandOptions
 from bot.messages import RSVP_CHOICES
 
 PLATFORM = "slack"
@@ -71,7 +71,7 @@ def action_channel_id(body: dict[str, Any]) -> str | None:
     return (body.get("channel") or {}).get("id") or (body.get("container") or {}).get("channel_id")
 
 
-def rsvp_click(body: dict[str, Any], action: dict[str, Any]) -> Invocation | None:
+def rsvp_click(body: dict[str, Any], action: dict[str, Any]) -> CommandOptions | None:
     """The RSVP a button click asks for, or None when the action is not one of ours."""
     match = RSVP_ACTION.match(action.get("action_id", ""))
     slug = action.get("value", "")
@@ -79,4 +79,4 @@ def rsvp_click(body: dict[str, Any], action: dict[str, Any]) -> Invocation | Non
         return None
     channel_id = action_channel_id(body)
     channel = ChannelRef(PLATFORM, channel_id) if channel_id else None
-    return Invocation(action_actor(body), channel, ("rsvp",), {"event": slug, "status": match.group(1)})
+    return CommandOptions(action_actor(body), channel, ("rsvp",), {"event": slug, "status": match.group(1)})

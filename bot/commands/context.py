@@ -1,0 +1,52 @@
+"""What a command handler receives (Context) and returns (Outcome)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+from sqlmodel.ext.asyncio.session import AsyncSession
+
+from bot.clock import Clock
+from bot.config import Settings
+from bot.effects import Effect
+from bot.invocation import Actor, ChannelRef
+from bot.lookup import resolve_event
+from bot.messages import Reply
+from bot.models import Event
+
+if TYPE_CHECKING:
+    from bot.commands.registry import Registry
+
+
+@dataclass
+class Outcome:
+    reply: Reply
+    effects: list[Effect] = field(default_factory=list)
+
+
+@dataclass(frozen=True)
+class Context:
+    """One command's run: its transaction, who sent it and from where, and what the bot knows.
+
+    `organizer` is decided once by the engine before the handler runs."""
+
+    session: AsyncSession
+    actor: Actor
+    channel: ChannelRef | None
+    organizer: bool
+    clock: Clock
+    settings: Settings
+    registry: Registry
+
+    async def event(self, ref: str | None) -> Event:
+        """The event `ref` names (None: the next one), among those the sender may see."""
+        return await resolve_event(self.session, self.clock.now(), ref, self.organizer, self.actor)
+
+    def touch(self, event: Event, **changes: Any) -> None:
+        """Record a change to the event: bump its calendar sequence and timestamp."""
+        for name, value in changes.items():
+            setattr(event, name, value)
+        event.sequence += 1
+        event.updated_at = self.clock.now()
+        self.session.add(event)
