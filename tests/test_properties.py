@@ -428,8 +428,9 @@ async def test_any_command_line_works_or_is_refused_and_keeps_every_invariant(
     a refusal writes nothing; seats, waitlist and planned posts stay sound."""
     await world.fresh()
     actor = data.draw(ACTORS[role], label="actor")
-    for path in data.draw(PATHS, label="commands"):
-        line = data.draw(command_line(world.command(path)), label="line")
+    # every input is drawn before anything runs, so an example hypothesis discards costs no engine work
+    lines = [data.draw(command_line(world.command(path)), label="line") for path in data.draw(PATHS, label="commands")]
+    for line in lines:
         await world.run(world.engine.handle(CommandLine(actor, None, line)))
 
 
@@ -443,9 +444,9 @@ async def test_any_typed_options_work_or_are_refused_and_keep_every_invariant(
     CommandOptions) never get the internal-error reply; a refusal writes nothing; the invariants hold."""
     await world.fresh()
     actor = data.draw(ACTORS[role], label="actor")
-    for path in data.draw(PATHS, label="commands"):
-        command = world.command(path)
-        raw = data.draw(typed_options(command), label="options")
+    commands = [world.command(path) for path in data.draw(PATHS, label="commands")]
+    options = [data.draw(typed_options(command), label="options") for command in commands]  # all before running
+    for command, raw in zip(commands, options, strict=True):
         await world.run(typed(world.engine, actor, command, raw))
 
 
