@@ -17,7 +17,7 @@ from bot.commands import listings
 from bot.commands.args import UsageError, time_errors
 from bot.commands.speakers import require_speaker
 from bot.effects import AgendaChanged
-from bot.formatting import format_clock
+from bot.formatting import describe_duration, format_clock
 from bot.messages import AgendaChange, AgendaUpdate
 from bot.models import AgendaItem, Event, EventStatus, ItemKind, ItemSpeaker, SpeakerRole
 from bot.timeparse import WallTime, format_duration, moved
@@ -171,8 +171,8 @@ class AgendaEditor:
             self._move_by(item, delta)
         if shifted[-1].ends_at > self.event.ends_at:
             self.event.ends_at = shifted[-1].ends_at
-        direction = "later" if delta > timedelta(0) else "earlier"
-        summary = f"running {format_duration(abs(delta))} {direction}: {first.title} and everything after it moved"
+        direction = "late" if delta > timedelta(0) else "early"
+        summary = f"running {describe_duration(abs(delta))} {direction}: {first.title} and everything after it moved"
         return [(item, False) for item in shifted], summary
 
     def _current(self, items: Sequence[AgendaItem]) -> AgendaItem:

@@ -113,6 +113,7 @@ async def test_the_replayed_evening_shows_real_times_on_a_fast_clock_and_never_g
     text = out.getvalue()
     assert "Wed 15 Jun 2016 17:30–20:30 PDT (America/Los_Angeles)" in text  # the card, on the sample's own date
     assert "starts in 1 hour at" in text and "/emcee agenda shift +10m" in text
+    assert "running 10 minutes late: " in text  # the agenda update says it in words
     assert "Bookie Storage" in text[text.index("[#announcements] 🎤 Now on stage") :]
     assert "18:00–18:30" in text and "19:40–20:10" in text  # the panel, 10 minutes later after the shift
     assert "⏩" in text  # the clock's fast-forward is narrated
