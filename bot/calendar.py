@@ -38,7 +38,7 @@ from bot.engine import Batch, Engine, Refused
 from bot.formatting import entry_line, plural, speaker_label
 from bot.invocation import Actor, Invocation
 from bot.messages import AgendaEntry, SpeakerLine, When
-from bot.models import AgendaItem, Event, EventStatus, ItemKind, SpeakerRole
+from bot.models import AgendaItem, Event, EventStatus, ItemKind, SpeakerRole, table_of
 from bot.timeparse import WallTime, stored_usable
 
 log = logging.getLogger(__name__)
@@ -46,7 +46,8 @@ log = logging.getLogger(__name__)
 PRODID = "-//Emcee//Emcee meetup bot//EN"
 REFRESH_INTERVAL = timedelta(hours=1)  # a hint to subscribed calendar apps
 IMPORTER = Actor("system", "ics-import", "iCalendar import")
-ITEM_TITLE_LIMIT: int = AgendaItem.__table__.c.title.type.length  # type: ignore[attr-defined]
+# The column's type is sqlmodel's AutoString, which passes `length` through to its String at run time only.
+ITEM_TITLE_LIMIT: int = table_of(AgendaItem).c.title.type.length  # type: ignore[attr-defined]
 AFFILIATION = "X-EMCEE-AFFILIATION"  # a speaker's company: iCalendar has no property for it
 
 _STATUS = {

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import copy
 from pathlib import Path
+from typing import Any
 
 from discord_harness import EPHEMERAL, GRACE, LIN, SLUG, DiscordEmcee, running_emcee
 from fakes.discord import CHANNEL_ID, FakeDiscord
@@ -13,7 +14,7 @@ from adapters.discord.views import custom_id
 from bot.models import Rsvp
 
 
-def counts(card: dict) -> dict[str, str]:
+def counts(card: dict[str, Any]) -> dict[str, str]:
     return {field["name"]: field["value"] for field in card["embeds"][0]["fields"]}
 
 

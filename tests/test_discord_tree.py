@@ -30,7 +30,9 @@ async def emcee(tmp_path: Path) -> AsyncIterator[DiscordEmcee]:
         yield running
 
 
-def leaves(commands: list[dict[str, Any]], path: tuple[str, ...] = ()) -> Iterator[tuple[tuple[str, ...], list]]:
+def leaves(
+    commands: list[dict[str, Any]], path: tuple[str, ...] = ()
+) -> Iterator[tuple[tuple[str, ...], list[dict[str, Any]]]]:
     """Every invocable command in a synced payload, by path, with its options."""
     for command in commands:
         options = command.get("options") or []
