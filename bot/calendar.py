@@ -315,10 +315,10 @@ def read_ics(path: Path, default_zone: str) -> IcsEvent:
         for prop, message in component.errors:
             if prop and not prop.startswith("X-"):
                 raise IcsError(f"{path}: line {part.properties.get(prop, part.line)}: {prop}: {message}")
-    vevents = [(c, part) for c, part in zip(components, outline, strict=True) if part.name == "VEVENT"]
+    vevents = [(c, part) for c, part in zip(components, outline, strict=True) if isinstance(c, VEvent)]
     if not vevents:
         raise IcsError(f"{path}: no VEVENT; there is no event to import")
-    (vevent, part), related = _event_and_items(path, vevents)  # type: ignore[arg-type]
+    (vevent, part), related = _event_and_items(path, vevents)
     event = _event_of(path, vevent, part, default_zone)
     items = [_item_of(path, item, item_part, event, default_zone) for item, item_part in related]
     agenda = tuple(replace(entry, position=number) for number, entry in enumerate(items, start=1))
