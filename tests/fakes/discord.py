@@ -189,6 +189,12 @@ class FakeInteraction:
     followups: dict[int, Json] = field(default_factory=dict)
 
     @property
+    def response(self) -> Json:
+        """The JSON body of the initial response, for a test that expects one."""
+        assert self.callback is not None, "the bot has not answered this interaction"
+        return self.callback
+
+    @property
     def id(self) -> int:
         return int(self.payload["id"])
 
