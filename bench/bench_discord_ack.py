@@ -79,7 +79,8 @@ async def fake_in_a_process() -> AsyncIterator[tuple[str, str, Burst]]:
 
     async def remote_burst(count: int) -> dict[str, Any]:
         async with aiohttp.ClientSession() as session, session.post(urls["control"], json={"count": count}) as answer:
-            return await answer.json()
+            burst: dict[str, Any] = await answer.json()
+            return burst
 
     try:
         yield urls["api"], urls["gateway"], remote_burst

@@ -26,6 +26,7 @@ import time
 from collections import Counter
 from datetime import timedelta
 from pathlib import Path
+from typing import Any
 from urllib.parse import urlencode
 
 import aiohttp
@@ -78,7 +79,7 @@ async def load(url: str, response_url: str, requests: int, cold: bool) -> dict[s
 # --- the app under test ------------------------------------------------------------------------
 
 
-async def measure(requests: int, capacity: int, cold: bool) -> dict[str, object]:
+async def measure(requests: int, capacity: int, cold: bool) -> dict[str, Any]:
     with tempfile.TemporaryDirectory() as folder:
         async with FakeSlack() as fake:
             settings = Settings.model_validate(
@@ -112,7 +113,7 @@ async def measure(requests: int, capacity: int, cold: bool) -> dict[str, object]
                 )
                 output, _ = await child.communicate()
                 assert child.returncode == 0, "the load generator failed"
-                measured = json.loads(output)
+                measured: dict[str, Any] = json.loads(output)
                 deferred = sum(json.loads(text).get("text") == WORKING for *_, text in measured["results"])
                 await fake.wait_until(lambda: len(fake.responses) >= deferred, timeout=60)  # the later answers
                 await app.bus.drain()
@@ -128,7 +129,7 @@ def percentile(sorted_ms: list[float], fraction: float) -> float:
     return sorted_ms[min(len(sorted_ms) - 1, max(0, round(fraction * len(sorted_ms)) - 1))]
 
 
-def report(args: argparse.Namespace, measured: dict) -> None:
+def report(args: argparse.Namespace, measured: dict[str, Any]) -> None:
     results = measured["results"]
     ms = sorted(seconds * 1000 for seconds, _, _ in results)
     statuses = Counter(status for _, status, _ in results)

@@ -22,11 +22,12 @@ from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from datetime import date, datetime, timedelta
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol, cast
 from zoneinfo import ZoneInfo
 
 from icalendar import Calendar, Component, InvalidCalendar
 from icalendar import Event as VEvent
+from icalendar.enums import STATUS
 from icalendar.parser import Contentline, Parameters
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
@@ -37,7 +38,7 @@ from bot.engine import Batch, Engine, Refused
 from bot.formatting import entry_line, plural, speaker_label
 from bot.invocation import Actor, Invocation
 from bot.messages import AgendaEntry, SpeakerLine, When
-from bot.models import AgendaItem, Event, EventStatus, ItemKind, SpeakerRole
+from bot.models import AgendaItem, Event, EventStatus, ItemKind, SpeakerRole, table_of
 from bot.timeparse import WallTime, stored_usable
 
 log = logging.getLogger(__name__)
@@ -45,10 +46,15 @@ log = logging.getLogger(__name__)
 PRODID = "-//Emcee//Emcee meetup bot//EN"
 REFRESH_INTERVAL = timedelta(hours=1)  # a hint to subscribed calendar apps
 IMPORTER = Actor("system", "ics-import", "iCalendar import")
-ITEM_TITLE_LIMIT: int = AgendaItem.__table__.c.title.type.length  # type: ignore[attr-defined]
+# The column's type is sqlmodel's AutoString, which passes `length` through to its String at run time only.
+ITEM_TITLE_LIMIT: int = table_of(AgendaItem).c.title.type.length  # type: ignore[attr-defined]
 AFFILIATION = "X-EMCEE-AFFILIATION"  # a speaker's company: iCalendar has no property for it
 
-_STATUS = {EventStatus.PUBLISHED: "CONFIRMED", EventStatus.CANCELLED: "CANCELLED", EventStatus.DRAFT: "TENTATIVE"}
+_STATUS = {
+    EventStatus.PUBLISHED: STATUS.CONFIRMED,
+    EventStatus.CANCELLED: STATUS.CANCELLED,
+    EventStatus.DRAFT: STATUS.TENTATIVE,
+}
 
 
 # -- export ---------------------------------------------------------------------------------------
@@ -168,8 +174,7 @@ def _item_component(event: Event, item: AgendaItem, entry: AgendaEntry) -> VEven
 
 def _participant(uid: str, speaker: SpeakerLine) -> Component:
     """A speaker as an RFC 9073 PARTICIPANT; its type is the role (SPEAKER, MODERATOR, PANELIST)."""
-    participant = Component()
-    participant.name = "PARTICIPANT"
+    participant = Component.get_component_class("PARTICIPANT")()
     participant.add("UID", uid)
     participant.add("PARTICIPANT-TYPE", speaker.role.upper())
     participant.add("SUMMARY", speaker.name)
@@ -218,6 +223,13 @@ class _Outline:
     properties: dict[str, int]
 
 
+class _ValueType(Protocol):
+    """An icalendar value type (vText, vDDDTypes, ...): its TypesFactory.for_property is annotated as returning
+    a bare `type`, though every type it returns parses with from_ical."""
+
+    def from_ical(self, ical: str, /) -> object: ...
+
+
 @dataclass(frozen=True)
 class _Line:
     number: int
@@ -240,7 +252,8 @@ def _outline(path: Path, text: str) -> tuple[list[_Outline], list[_Line]]:
     lines: list[_Line] = []
     for number, line in logical:
         try:
-            name, params, value = Contentline(line).parts()
+            # icalendar leaves Contentline.__new__ unannotated; parts() is typed.
+            name, params, value = Contentline(line).parts()  # type: ignore[no-untyped-call]
         except ValueError:
             raise IcsError(f"{path}: line {number}: not an iCalendar line: {line[:60]!r}") from None
         name = name.upper()
@@ -274,7 +287,8 @@ def _blame(lines: list[_Line]) -> str:
         if line.name in ("BEGIN", "END") or line.name.startswith("X-"):
             continue
         try:
-            Calendar.types_factory.for_property(line.name, line.params.value).from_ical(line.value)
+            value_type = cast(_ValueType, Calendar.types_factory.for_property(line.name, line.params.value))
+            value_type.from_ical(line.value)
         except (ValueError, TypeError):
             return f"line {line.number}: {line.name}: "
     return ""
@@ -301,10 +315,10 @@ def read_ics(path: Path, default_zone: str) -> IcsEvent:
         for prop, message in component.errors:
             if prop and not prop.startswith("X-"):
                 raise IcsError(f"{path}: line {part.properties.get(prop, part.line)}: {prop}: {message}")
-    vevents = [(c, part) for c, part in zip(components, outline, strict=True) if part.name == "VEVENT"]
+    vevents = [(c, part) for c, part in zip(components, outline, strict=True) if isinstance(c, VEvent)]
     if not vevents:
         raise IcsError(f"{path}: no VEVENT; there is no event to import")
-    (vevent, part), related = _event_and_items(path, vevents)  # type: ignore[arg-type]
+    (vevent, part), related = _event_and_items(path, vevents)
     event = _event_of(path, vevent, part, default_zone)
     items = [_item_of(path, item, item_part, event, default_zone) for item, item_part in related]
     agenda = tuple(replace(entry, position=number) for number, entry in enumerate(items, start=1))
@@ -387,10 +401,10 @@ def _event_of(path: Path, vevent: VEvent, part: _Outline, default_zone: str, tit
             raise IcsError(f"{path}: VEVENT: missing {prop}")
 
     def text(prop: str, limit: int | None = None) -> str:
-        value: Any = vevent.get(prop, "")
-        if isinstance(value, list):
+        raw: Any = vevent.get(prop, "")
+        if isinstance(raw, list):
             raise IcsError(f"{where(prop)}: given more than once")
-        value = str(value).replace("\r\n", "\n").strip()
+        value = str(raw).replace("\r\n", "\n").strip()
         if limit is not None and len(value) > limit:
             raise IcsError(f"{where(prop)}: longer than {limit} characters")
         return value

@@ -37,9 +37,10 @@ def _config_arg(parser: argparse.ArgumentParser) -> None:
 
 def _config_path(args: argparse.Namespace) -> Path | None:
     """--config, else emcee.toml when present, else None: the built-in defaults."""
-    if args.config is None and DEFAULT_CONFIG.exists():
+    config: Path | None = args.config
+    if config is None and DEFAULT_CONFIG.exists():
         return DEFAULT_CONFIG
-    return args.config
+    return config
 
 
 def build_parser() -> argparse.ArgumentParser:

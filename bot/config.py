@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Annotated, Any, Literal
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError, ValidationInfo, field_validator
+from pydantic_core import ErrorDetails
 
 from bot.db import check_database_url
 from bot.timeparse import TimeParseError, check_reminder, parse_duration, zone_named
@@ -210,7 +211,7 @@ class Secrets:
         return [name for name, value in needed if not value]
 
 
-def _describe(error: dict[str, Any]) -> str:
+def _describe(error: ErrorDetails) -> str:
     loc = [str(part) for part in error["loc"]]
     section, key = (loc[0], ".".join(loc[1:])) if len(loc) > 1 else ("", loc[0] if loc else "")
     where = f"[{section}] {key}" if section else key

@@ -27,7 +27,7 @@ from bot.clock import Clock
 from bot.db import Database
 from bot.invocation import Actor, ChannelRef, MessageRef
 from bot.messages import Message
-from bot.models import Delivery, DeliveryStatus
+from bot.models import Delivery, DeliveryStatus, table_of
 from bot.ports import Adapter, SendError
 
 log = logging.getLogger(__name__)
@@ -156,7 +156,7 @@ class Ledger:
         await asyncio.shield(done)
 
     async def _flush(self) -> None:
-        table = Delivery.__table__  # type: ignore[attr-defined]
+        table = table_of(Delivery)
         statement = (
             sa.update(table)
             .where(table.c.key == sa.bindparam("b_key"), table.c.target == sa.bindparam("b_target"))

@@ -95,13 +95,14 @@ def moved(spec: EventFile, starts_at: datetime | None) -> dict[str, datetime]:
     moves the sample evening to tomorrow)."""
     zone = ZoneInfo(spec.event.timezone)
     start_wall = _wall(spec.event.starts, "event.starts")
-    if start_wall.day is None:
+    day = start_wall.day
+    if day is None:
         raise EventFileError("event.starts: needs a date, YYYY-MM-DD HH:MM")
-    original = start_wall.resolve(zone, start_wall.day)
+    original = start_wall.resolve(zone, day)
     anchor = starts_at or original
 
     def place(text: str, where: str) -> datetime:
-        moment = _wall(text, where).resolve(zone, start_wall.day)  # type: ignore[arg-type]
+        moment = _wall(text, where).resolve(zone, day)
         return anchor + (moment - original)
 
     times = {"event.starts": anchor}

@@ -112,8 +112,8 @@ class Metrics:
         for status in DeliveryStatus:
             self.posts.labels(status.value).set(counts.get(status.value, 0))
         self.rsvps.clear()
-        for slug, status, count in rsvps:
-            self.rsvps.labels(slug, status).set(count)
+        for slug, rsvp_status, count in rsvps:
+            self.rsvps.labels(slug, rsvp_status).set(count)
         self.seats.clear()
         for slug, taken in seats:
             self.seats.labels(slug).set(taken)

@@ -36,6 +36,14 @@ class UTCDateTime(sa.types.TypeDecorator[datetime]):
         return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
 
 
+def table_of(model: type[SQLModel]) -> sa.Table:
+    """The Core table of a table model, typed: SQLModel sets `__table__` at run time but declares none."""
+    table = sa.inspect(model).local_table
+    if not isinstance(table, sa.Table):
+        raise TypeError(f"{model.__name__} is not a table model")
+    return table
+
+
 def _utc_column(nullable: bool = False) -> sa.Column[datetime]:
     return sa.Column(UTCDateTime(), nullable=nullable)
 

@@ -43,7 +43,8 @@ class Ack:
 
     @property
     def body(self) -> dict[str, Any]:
-        return json.loads(self.text)
+        body: dict[str, Any] = json.loads(self.text)
+        return body
 
 
 @dataclass
@@ -99,7 +100,9 @@ class SlackEmcee:
             "response_url": self.fake.response_url(response_url),
         }
 
-    def click_payload(self, choice: str = "going", user: tuple[str, str] = ALICE, ts: str | None = None) -> dict:
+    def click_payload(
+        self, choice: str = "going", user: tuple[str, str] = ALICE, ts: str | None = None
+    ) -> dict[str, Any]:
         """A block_actions payload for a click on the posted card (or on the message at `ts`)."""
         payload = load_payload("block_actions_rsvp")
         ts = ts or self.card_ts()

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import NoReturn
+
 import pytest
 from conftest import ORGANIZER, create_event, member, snapshot
 from hypothesis import HealthCheck, given, settings
@@ -63,11 +65,13 @@ async def test_rsvp_to_a_draft_or_cancelled_event_is_refused(engine: Engine) -> 
     assert await snapshot(engine.db) == before
 
 
-async def test_an_internal_failure_answers_politely_and_writes_nothing(engine: Engine, monkeypatch) -> None:
+async def test_an_internal_failure_answers_politely_and_writes_nothing(
+    engine: Engine, monkeypatch: pytest.MonkeyPatch
+) -> None:
     await create_event(engine)
     before = await snapshot(engine.db)
 
-    async def broken(*args, **kwargs):  # type: ignore[no-untyped-def]
+    async def broken(*args: object, **kwargs: object) -> NoReturn:
         raise RuntimeError("disk on fire")
 
     monkeypatch.setattr("bot.commands.rsvp.set_rsvp", broken)

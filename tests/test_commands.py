@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import date, time, timedelta
+from typing import Any
 
 import pytest
 from hypothesis import given
@@ -50,7 +51,7 @@ registry = Registry.default()
         ),
     ],
 )
-def test_parses(line: str, path: tuple[str, ...] | None, args: dict | None) -> None:
+def test_parses(line: str, path: tuple[str, ...] | None, args: dict[str, Any] | None) -> None:
     if path is None:
         with pytest.raises(UsageError, match="unknown option '--event'"):
             registry.parse(line)
@@ -88,7 +89,7 @@ def test_bad_durations_name_the_token(text: str) -> None:
     with pytest.raises(UsageError) as info:
         registry.parse(f"emcee agenda shift {text}")
     assert text in info.value.message
-    assert info.value.usage == registry.get(("emcee", "agenda", "shift")).usage
+    assert info.value.usage == registry.command(("emcee", "agenda", "shift")).usage
 
 
 def test_tokenizer_keeps_quoted_strings_and_offsets() -> None:
@@ -108,12 +109,12 @@ def test_help_lists_every_command_and_details_one() -> None:
 
 
 def test_usage_is_generated_from_arguments() -> None:
-    assert registry.get(("rsvp",)).usage == "/rsvp [event] [going|maybe|no] [+N]"
-    assert registry.get(("emcee", "remind")).usage == "/emcee remind <on|off> [event]"
+    assert registry.command(("rsvp",)).usage == "/rsvp [event] [going|maybe|no] [+N]"
+    assert registry.command(("emcee", "remind")).usage == "/emcee remind <on|off> [event]"
 
 
 def test_typed_options_convert_with_the_same_checks() -> None:
-    command = registry.get(("rsvp",))
+    command = registry.command(("rsvp",))
     assert registry.convert(command, {"event": "BK", "status": "maybe", "guests": 2}) == {
         "event": "bk",
         "status": "maybe",

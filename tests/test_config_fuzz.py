@@ -74,7 +74,7 @@ SCALAR = st.one_of(
     st.booleans(),
     st.integers(),
     st.floats(),
-    st.text(st.characters(codec="utf-8", exclude_categories=("Cs",)), max_size=30),
+    st.text(st.characters(codec="utf-8", exclude_categories=["Cs"]), max_size=30),
     HUGE,
     ZONE,
     URL,

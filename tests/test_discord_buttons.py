@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import copy
 from pathlib import Path
+from typing import Any
 
 from discord_harness import EPHEMERAL, GRACE, LIN, SLUG, DiscordEmcee, running_emcee
 from fakes.discord import CHANNEL_ID, FakeDiscord
@@ -13,7 +14,7 @@ from adapters.discord.views import custom_id
 from bot.models import Rsvp
 
 
-def counts(card: dict) -> dict[str, str]:
+def counts(card: dict[str, Any]) -> dict[str, str]:
     return {field["name"]: field["value"] for field in card["embeds"][0]["fields"]}
 
 
@@ -37,10 +38,10 @@ async def test_clicks_answer_the_clicker_and_edit_the_card_in_place(tmp_path: Pa
         await emcee.settle()
 
         for answer in (going, waitlisted):
-            assert answer.callback["type"] == 4  # type: ignore[index]
-            assert answer.callback["data"]["flags"] == EPHEMERAL  # type: ignore[index]
-        assert going.callback["data"]["content"].startswith("✅ You're going to BookKeeper June")  # type: ignore[index]
-        assert "You're on the waitlist, position 1" in waitlisted.callback["data"]["content"]  # type: ignore[index]
+            assert answer.response["type"] == 4
+            assert answer.response["data"]["flags"] == EPHEMERAL
+        assert going.response["data"]["content"].startswith("✅ You're going to BookKeeper June")
+        assert "You're on the waitlist, position 1" in waitlisted.response["data"]["content"]
         edits = fake.calls_to("PATCH", rf"/channels/{CHANNEL_ID}/messages/{card['id']}")
         assert edits and counts(emcee.card()) == {"Going": "1 / 1", "Seats left": "0", "Waitlist": "1", "Maybe": "0"}
         assert emcee.card()["id"] == card["id"]  # the same message, edited
@@ -49,7 +50,7 @@ async def test_clicks_answer_the_clicker_and_edit_the_card_in_place(tmp_path: Pa
         cant_go = await emcee.click("no", GRACE)
         await emcee.settle()
 
-        assert cant_go.callback["data"]["content"] == "Noted: you can't make BookKeeper June."  # type: ignore[index]
+        assert cant_go.response["data"]["content"] == "Noted: you can't make BookKeeper June."
         assert await statuses(emcee) == {"Grace": "declined", "Lin": "going"}
         [dm] = fake.messages(fake.dm_channel_id(LIN.id))
         assert dm["content"].startswith("🎉 A seat opened up: you're going to BookKeeper June")
@@ -65,7 +66,7 @@ async def test_clicks_keep_working_after_a_restart(tmp_path: Path) -> None:
             answer = await second.click("maybe", GRACE)
             await second.settle()
 
-            assert answer.callback["data"]["content"] == "Noted: maybe for BookKeeper June."  # type: ignore[index]
+            assert answer.response["data"]["content"] == "Noted: maybe for BookKeeper June."
             assert second.card()["id"] == card["id"] and counts(second.card())["Maybe"] == "1"
             assert await statuses(second) == {"Grace": "maybe"}
 
@@ -82,7 +83,7 @@ async def test_a_cancelled_card_loses_its_buttons_and_old_clicks_are_refused(tmp
 
         answer = await emcee.click("going", GRACE, card=card)  # a member's client still shows the old buttons
 
-        assert answer.callback["data"]["flags"] == EPHEMERAL  # type: ignore[index]
+        assert answer.response["data"]["flags"] == EPHEMERAL
         # GRACE never RSVPed, so to her a cancelled event is one that does not exist (hardening item 2).
-        assert f"no event called '{SLUG}'" in answer.callback["data"]["content"]  # type: ignore[index]
+        assert f"no event called '{SLUG}'" in answer.response["data"]["content"]
         assert await statuses(emcee) == {}

@@ -48,15 +48,15 @@ async def test_member_commands_render_embeds(emcee: DiscordEmcee) -> None:
     agenda = await emcee.command("agenda", event="bk")  # a unique prefix
     help_ = await emcee.command("emcee help", command="agenda shift")
 
-    [listed] = events.callback["data"]["embeds"]  # type: ignore[index]
+    [listed] = events.response["data"]["embeds"]
     assert listed["title"] == "BookKeeper June"
     assert "<t:1781571600:F> (<t:1781571600:R>)" in listed["description"]
     assert "0/10 going, 10 seats left" in listed["description"]
-    [card] = agenda.callback["data"]["embeds"]  # type: ignore[index]
+    [card] = agenda.response["data"]["embeds"]
     assert card["title"] == "🗓 Agenda — BookKeeper June"
     assert "**Welcome**" in card["description"] and "<t:1781573400:t>" in card["description"]
-    assert help_.callback["data"]["content"].startswith("/emcee agenda shift <by>")  # type: ignore[index]
-    assert {a.callback["data"]["flags"] for a in (events, agenda, help_)} == {EPHEMERAL}  # type: ignore[index]
+    assert help_.response["data"]["content"].startswith("/emcee agenda shift <by>")
+    assert {a.response["data"]["flags"] for a in (events, agenda, help_)} == {EPHEMERAL}
 
 
 async def test_nested_organizer_commands_change_the_event(emcee: DiscordEmcee) -> None:
@@ -69,7 +69,7 @@ async def test_nested_organizer_commands_change_the_event(emcee: DiscordEmcee) -
         capacity=30,
         venue="Yahoo",
     )
-    assert created.callback["data"]["content"].startswith("Created draft BookKeeper July")  # type: ignore[index]
+    assert created.response["data"]["content"].startswith("Created draft BookKeeper July")
     await emcee.command("emcee agenda add", user=ADA, starts="18:30", title="Welcome", event="bk-july")
     for name in ("Sijie", "Matteo"):
         await emcee.command("emcee speaker add", user=ADA, name=name, discord="1301000000000000555")
@@ -82,10 +82,10 @@ async def test_nested_organizer_commands_change_the_event(emcee: DiscordEmcee) -
         panelist="Sijie, Matteo",
         event="bk-july",
     )
-    assert "Sijie, panelist" in panel.callback["data"]["embeds"][0]["description"]  # type: ignore[index]
+    assert "Sijie, panelist" in panel.response["data"]["embeds"][0]["description"]
     shifted = await emcee.command("emcee agenda shift", user=ADA, by="+10m", event="bk-july", **{"from": "1"})
 
-    assert shifted.callback["data"]["flags"] == EPHEMERAL  # type: ignore[index]
+    assert shifted.response["data"]["flags"] == EPHEMERAL
     async with emcee.app.db.session() as session:
         event = (await session.exec(select(Event).where(Event.slug == "bk-july"))).one()
         items = (await session.exec(select(AgendaItem).order_by(col(AgendaItem.position)))).all()
@@ -102,8 +102,8 @@ async def test_recorded_nested_payload_reaches_agenda_shift(emcee: DiscordEmcee)
 
     answer = await emcee.dispatch(interaction_payload("command_emcee_agenda_shift"))  # ada, by +10m
 
-    assert "Welcome" in answer.callback["data"]["content"]  # type: ignore[index]
-    [agenda] = answer.callback["data"]["embeds"]  # type: ignore[index]
+    assert "Welcome" in answer.response["data"]["content"]
+    [agenda] = answer.response["data"]["embeds"]
     assert "<t:1781574000:t>" in agenda["description"]  # 18:40 PDT
 
 
@@ -117,7 +117,7 @@ async def test_organizer_by_user_id(tmp_path: Path) -> None:
             answer = await emcee.command(
                 "emcee event create", user=LIN, slug="lin", title="Lin's", starts="2026-07-01 18:00"
             )
-    assert answer.callback["data"]["content"].startswith("Created draft")  # type: ignore[index]
+    assert answer.response["data"]["content"].startswith("Created draft")
 
 
 async def test_non_organizers_are_refused_ephemerally_and_nothing_is_written(emcee: DiscordEmcee) -> None:
@@ -129,9 +129,9 @@ async def test_non_organizers_are_refused_ephemerally_and_nothing_is_written(emc
     attendees = await emcee.command("emcee attendees", user=LIN)
 
     for answer in (publish, bad_input, attendees):
-        assert answer.callback["type"] == 4  # type: ignore[index]
-        assert answer.callback["data"]["flags"] == EPHEMERAL  # type: ignore[index]
-        assert answer.callback["data"]["content"].startswith("Only organizers can use /emcee")  # type: ignore[index]
+        assert answer.response["type"] == 4
+        assert answer.response["data"]["flags"] == EPHEMERAL
+        assert answer.response["data"]["content"].startswith("Only organizers can use /emcee")
     assert await snapshot(emcee.app.db) == before
 
 
@@ -143,14 +143,14 @@ async def test_bad_input_is_refused_with_the_usage_and_writes_nothing(emcee: Dis
     too_many_guests = await emcee.command("rsvp", event=SLUG, guests=5)
     unknown_event = await emcee.command("rsvp", event="nope")
 
-    content = bad_duration.callback["data"]["content"]  # type: ignore[index]
+    content = bad_duration.response["data"]["content"]
     assert content.startswith("⚠️ ") and "5x" in content
     assert content.endswith("Usage: `/emcee agenda shift <by> [--from <from>] [--event <event>]`")
-    assert "at most 2 guests" in too_many_guests.callback["data"]["content"]  # type: ignore[index]
-    assert "Usage: `/rsvp [event] [going|maybe|no] [+N]`" in too_many_guests.callback["data"]["content"]  # type: ignore[index]
-    assert "no event called 'nope'" in unknown_event.callback["data"]["content"]  # type: ignore[index]
+    assert "at most 2 guests" in too_many_guests.response["data"]["content"]
+    assert "Usage: `/rsvp [event] [going|maybe|no] [+N]`" in too_many_guests.response["data"]["content"]
+    assert "no event called 'nope'" in unknown_event.response["data"]["content"]
     for answer in (bad_duration, too_many_guests, unknown_event):
-        assert answer.callback["data"]["flags"] == EPHEMERAL  # type: ignore[index]
+        assert answer.response["data"]["flags"] == EPHEMERAL
     assert await snapshot(emcee.app.db) == before
 
 
@@ -160,9 +160,9 @@ async def test_attendee_csv_is_attached_to_the_answer(emcee: DiscordEmcee) -> No
 
     answer = await emcee.command("emcee attendees", user=ADA)
 
-    [embed] = answer.callback["data"]["embeds"]  # type: ignore[index]
+    [embed] = answer.response["data"]["embeds"]
     assert "• Grace +1 · discord" in embed["description"]
-    assert answer.callback["data"]["flags"] == EPHEMERAL  # type: ignore[index]
+    assert answer.response["data"]["flags"] == EPHEMERAL
     [upload] = emcee.fake.calls_to("POST", r"/interactions/\d+/.+/callback")[-1].files
     assert upload.filename == "bk-june-attendees.csv"
     assert upload.data.decode().splitlines()[1].startswith("Grace,discord,1301000000000000401,going,1,")

@@ -10,6 +10,7 @@ import discord
 import pytest
 import yarl
 from conftest import NOW
+from discord.backoff import ExponentialBackoff
 from discord_harness import SECRETS, discord_settings, quick, running_emcee
 from fakes.discord import APPLICATION_ID, FakeDiscord
 
@@ -73,7 +74,7 @@ async def test_an_unreachable_gateway_is_named_and_the_app_runs_on_without_disco
 ) -> None:
     """An unreachable gateway no longer stops the start (hardening item 23): the log names it, /healthz says
     Discord is down, and the app keeps trying."""
-    monkeypatch.setattr(discord.client.ExponentialBackoff, "delay", lambda self: 0.0)  # no random wait to retry
+    monkeypatch.setattr(ExponentialBackoff, "delay", lambda self: 0.0)  # no random wait to retry
     with socket.socket() as closed:
         closed.bind(("127.0.0.1", 0))
         nowhere = f"ws://127.0.0.1:{closed.getsockname()[1]}/"

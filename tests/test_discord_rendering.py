@@ -23,6 +23,7 @@ from bot.messages import (
     AttendeeRow,
     EventCard,
     EventList,
+    Message,
     Notice,
     Reminder,
     Reply,
@@ -120,7 +121,7 @@ def test_300_attendees_are_split_within_the_limits() -> None:
 def test_every_kind_fits_even_with_huge_text() -> None:
     huge = "x" * 9000
     entry = AgendaEntry(1, huge, "talk", WHEN, (SpeakerLine(huge, bio=huge, discord_id="42"),) * 30, huge)
-    messages = [
+    messages: list[Message] = [
         EventCard(SLUG, huge, WHEN, huge, huge, huge, EventStatus.PUBLISHED, None, 0, 0, 0),
         AgendaCard(SLUG, huge, ZONE, (entry,)),
         SpeakerIntro(SLUG, huge, entry),

@@ -126,7 +126,7 @@ async def test_missing_permissions_are_logged_and_the_run_goes_on(
     assert len(fake.messages(speakers)) == 2  # card and agenda
     refused_posts = [c for c in fake.calls if c.method == "POST" and c.path == f"/channels/{CHANNEL_ID}/messages"]
     assert len(refused_posts) == 2  # card and agenda, each tried once: a 403 is not retried
-    assert "You're going" in answer.callback["data"]["content"]  # type: ignore[index]
+    assert "You're going" in answer.response["data"]["content"]
 
 
 async def test_a_missing_channel_is_logged_and_the_run_goes_on(

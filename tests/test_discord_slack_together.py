@@ -55,7 +55,7 @@ async def test_one_seat_two_platforms(tmp_path: Path) -> None:
     assert {row.platform: row.status for row in rows}.keys() == {"slack", "discord"}
     assert sorted(row.status for row in rows) == ["going", "waitlisted"]
     going = next(row.platform for row in rows if row.status == "going")
-    slack_text, discord_text = slack_ack.body["text"], discord_answer.callback["data"]["content"]  # type: ignore[index]
+    slack_text, discord_text = slack_ack.body["text"], discord_answer.response["data"]["content"]
     winner, waiting = (slack_text, discord_text) if going == "slack" else (discord_text, slack_text)
     assert "You're going to BookKeeper June" in winner
     assert "You're on the waitlist, position 1" in waiting

@@ -30,7 +30,9 @@ async def emcee(tmp_path: Path) -> AsyncIterator[DiscordEmcee]:
         yield running
 
 
-def leaves(commands: list[dict[str, Any]], path: tuple[str, ...] = ()) -> Iterator[tuple[tuple[str, ...], list]]:
+def leaves(
+    commands: list[dict[str, Any]], path: tuple[str, ...] = ()
+) -> Iterator[tuple[tuple[str, ...], list[dict[str, Any]]]]:
     """Every invocable command in a synced payload, by path, with its options."""
     for command in commands:
         options = command.get("options") or []
@@ -128,12 +130,12 @@ async def test_autocomplete_offers_upcoming_events_25_at_most(emcee: DiscordEmce
     member = await emcee.dispatch(interaction_payload("autocomplete_rsvp_event"))  # grace typed "book"
     organizer = await emcee.dispatch(interaction_payload("autocomplete_rsvp_event", member=ADA.member()))
 
-    assert member.callback["type"] == 8  # type: ignore[index]
-    choices = member.callback["data"]["choices"]  # type: ignore[index]
+    assert member.response["type"] == 8
+    choices = member.response["data"]["choices"]
     assert len(choices) == 25
     assert [c["value"] for c in choices[:3]] == [SLUG, "book-00", "book-01"]  # soonest first; no draft, nothing past
     assert choices[0]["name"] == "BookKeeper June · Mon 15 Jun 2026 18:00 PDT · bk-june"
-    assert [c["value"] for c in organizer.callback["data"]["choices"][:3]] == [SLUG, "book-draft", "book-00"]  # type: ignore[index]
+    assert [c["value"] for c in organizer.response["data"]["choices"][:3]] == [SLUG, "book-draft", "book-00"]
 
 
 async def test_autocomplete_filters_by_what_was_typed(emcee: DiscordEmcee) -> None:
@@ -148,7 +150,7 @@ async def test_autocomplete_filters_by_what_was_typed(emcee: DiscordEmcee) -> No
 
     answer = await emcee.dispatch(payload)
 
-    assert answer.callback["data"]["choices"] == [  # type: ignore[index]
+    assert answer.response["data"]["choices"] == [
         {"name": "PyData Summer · Wed 01 Jul 2026 18:00 PDT · pydata", "value": "pydata"}
     ]
 
@@ -160,7 +162,7 @@ async def test_a_failed_sync_is_logged_and_the_bot_runs(tmp_path: Path, caplog: 
         async with running_emcee(tmp_path, fake, settings) as emcee:
             assert emcee.adapter.connected
             answer = await emcee.command("emcee help")
-    assert answer.callback["data"]["content"].startswith("Commands:")  # type: ignore[index]
+    assert answer.response["data"]["content"].startswith("Commands:")
     assert "syncing the slash commands to guild 42 failed (404 Unknown Guild)" in caplog.text
     assert GUILD_ID in fake.commands
 
@@ -170,4 +172,4 @@ async def test_without_guild_ids_the_commands_are_global(tmp_path: Path) -> None
         async with running_emcee(tmp_path, fake, discord_settings(tmp_path, fake, guild_ids=[])) as emcee:
             answer = await emcee.command("events")
     assert sorted(c["name"] for c in fake.commands[None]) == ["agenda", "emcee", "events", "rsvp"]
-    assert answer.callback["data"]["embeds"][0]["description"] == "No upcoming events."  # type: ignore[index]
+    assert answer.response["data"]["embeds"][0]["description"] == "No upcoming events."

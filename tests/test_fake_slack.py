@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import json
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Sequence
 from types import SimpleNamespace
 from typing import Any
 
@@ -162,6 +162,12 @@ async def test_response_url_records_posted_json(fake: FakeSlack) -> None:
     assert fake.responses == [ResponseUrlPost("rsvp", {"text": "You're going", "response_type": "ephemeral"})]
 
 
+def bolt_request(body: str, signing_secret: str) -> AsyncBoltRequest:
+    """An HTTP-mode request as Bolt receives it, signed with `signing_secret`."""
+    headers: dict[str, str | Sequence[str]] = dict(signed_headers(body, signing_secret))
+    return AsyncBoltRequest(body=body, headers=headers)
+
+
 def test_signed_headers_match_slack_sdk_verifier() -> None:
     body = slash_command_body(load_payload("slash_command_rsvp"), text="pydata-june maybe")
     headers = signed_headers(body, SIGNING_SECRET)
@@ -194,11 +200,9 @@ async def test_bolt_http_mode_handles_signed_slash_command_and_button(fake: Fake
     command = slash_command_body(load_payload("slash_command_rsvp"), response_url=fake.response_url("cmd"))
     click = block_actions_body(load_payload("block_actions_rsvp"))
 
-    command_result = await app.async_dispatch(
-        AsyncBoltRequest(body=command, headers=signed_headers(command, SIGNING_SECRET))
-    )
-    click_result = await app.async_dispatch(AsyncBoltRequest(body=click, headers=signed_headers(click, SIGNING_SECRET)))
-    forged_result = await app.async_dispatch(AsyncBoltRequest(body=click, headers=signed_headers(click, "wrong")))
+    command_result = await app.async_dispatch(bolt_request(command, SIGNING_SECRET))
+    click_result = await app.async_dispatch(bolt_request(click, SIGNING_SECRET))
+    forged_result = await app.async_dispatch(bolt_request(click, "wrong"))
 
     assert (command_result.status, click_result.status, forged_result.status) == (200, 200, 401)
     assert seen == ["pydata-june going +1", "pydata-june"]
@@ -250,12 +254,12 @@ async def test_bolt_socket_mode_handler_connects_and_acks(fake: FakeSlack) -> No
 
     handler = AsyncSocketModeHandler(app, app_token="xapp-test")
     try:
-        await handler.connect_async()
+        await handler.connect_async()  # type: ignore[no-untyped-call]  # slack_bolt leaves it unannotated
         await fake.wait_socket_connected(timeout=1)
         command_ack = await fake.push("slash_commands", load_payload("slash_command_rsvp"), timeout=1)
         click_ack = await fake.push("interactive", load_payload("block_actions_rsvp"), timeout=1)
     finally:
-        await handler.close_async()
+        await handler.close_async()  # type: ignore[no-untyped-call]  # slack_bolt leaves it unannotated
 
     assert command_ack["payload"] == {"text": "RSVP noted: pydata-june going +1"}
     assert set(click_ack) == {"envelope_id"}

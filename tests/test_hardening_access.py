@@ -78,7 +78,8 @@ async def command_in(emcee: DiscordEmcee, guild: Json, path: str, user: User, **
     )
     answer = await emcee.dispatch(payload)
     assert answer.callback is not None
-    return answer.callback["data"]
+    response: Json = answer.callback["data"]
+    return response
 
 
 async def event_status(emcee: DiscordEmcee, slug: str = SLUG) -> str:

@@ -27,7 +27,7 @@ from bot.engine import Engine
 from bot.feeds import CalendarFeeds
 from bot.http import HttpServer
 from bot.invocation import Actor, CommandLine
-from bot.models import Event
+from bot.models import Event, table_of
 from schedules.planner import PostKind, Rules
 
 
@@ -117,11 +117,12 @@ def test_config_durations_are_bounded_like_commands(tmp_path: Path, section: str
 async def add_bad_event(db: Database, good_id: int, starts_at: datetime, **columns: object) -> None:
     """A row that today's commands would refuse, written directly as an older version might have."""
     async with db.engine.begin() as connection:
-        row = (await connection.execute(sa.select(Event.__table__).where(Event.__table__.c.id == good_id))).one()
+        table = table_of(Event)
+        row = (await connection.execute(sa.select(table).where(table.c.id == good_id))).one()
         values = {name: value for name, value in row._mapping.items() if name != "id"}
         values |= {"slug": "bad-row", "uid": "bad@test", "starts_at": starts_at}
         values |= {"ends_at": starts_at + timedelta(hours=2)} | columns
-        await connection.execute(sa.insert(Event.__table__).values(**values))
+        await connection.execute(sa.insert(table).values(**values))
 
 
 @pytest.mark.parametrize(

@@ -289,7 +289,7 @@ ZONES = st.sampled_from(
     ]
 )
 SEEDED_TEXT = st.sampled_from(["Ada Lovelace", "Grace Hopper", "1", "2", "3", "Talk", "Welcome", "Panel", "default"])
-ODD_TEXT = st.text(st.characters(codec="utf-8", exclude_categories=("Cs",)), max_size=40)
+ODD_TEXT = st.text(st.characters(codec="utf-8", exclude_categories=["Cs"]), max_size=40)
 LONG_TEXT = st.builds(lambda piece, n: (piece * n)[:10_000], st.text(min_size=1, max_size=5), st.integers(1, 10_000))
 TEXT = st.one_of(ODD_TEXT, SEEDED_TEXT, ZONES, LONG_TEXT, HOSTILE, st.sampled_from(["1d,2h", "0m", "1d,-1h"]))
 

@@ -117,6 +117,7 @@ async def test_dm_jobs_follow_opted_in_members_in_and_out_of_the_room_and_plain_
     app: App, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     assert app.runner is not None
+    runner = app.runner
     await create_event(app.engine, capacity=1)
     for who, line in (("ada", "/rsvp going"), ("bo", "/rsvp going"), ("bo", "/emcee remind on")):
         assert (await app.engine.handle(CommandLine(member(who), None, line))).ok
@@ -131,7 +132,7 @@ async def test_dm_jobs_follow_opted_in_members_in_and_out_of_the_room_and_plain_
     monkeypatch.setattr(app.runner, "reconcile", counted)
 
     def dm_targets() -> list[str]:
-        return [post.targets[0].id for post in app.runner.jobs.values() if post.slot.startswith("dm:")]
+        return [post.targets[0].id for post in runner.jobs.values() if post.slot.startswith("dm:")]
 
     assert dm_targets() == []  # bo is waiting: no reminder yet
     await app.engine.handle(CommandLine(member("chen"), None, "/rsvp maybe"))

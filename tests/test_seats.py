@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+from pathlib import Path
 
 import pytest
 from conftest import create_event, member
@@ -70,7 +71,7 @@ async def test_any_rsvp_sequence_keeps_seats_and_waitlist_consistent(
         assert all(1 + r.guests > free for r in rsvps if r.status == RsvpStatus.WAITLISTED)
 
 
-async def test_two_processes_on_one_sqlite_file_share_one_capacity(engine: Engine, tmp_path) -> None:
+async def test_two_processes_on_one_sqlite_file_share_one_capacity(engine: Engine, tmp_path: Path) -> None:
     """Two Database objects have separate pools and locks, as two processes would."""
     if not engine.db.is_sqlite:
         pytest.skip("PostgreSQL proves this through its pooled connections in the other tests")

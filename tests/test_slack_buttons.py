@@ -40,7 +40,8 @@ async def ephemeral_to(emcee: SlackEmcee, user: str) -> str:
     )
     [call] = [c for c in emcee.fake.calls_to("chat.postEphemeral") if c.params["user"] == user]
     assert call.params["channel"] == CHANNEL
-    return call.params["text"]
+    text: str = call.params["text"]
+    return text
 
 
 async def test_going_click_rsvps_answers_the_clicker_and_updates_the_card(emcee: SlackEmcee) -> None:

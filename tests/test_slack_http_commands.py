@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 from collections.abc import AsyncIterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 from conftest import snapshot
@@ -22,7 +23,7 @@ async def emcee(tmp_path: Path) -> AsyncIterator[SlackEmcee]:
         yield running
 
 
-def texts(body: dict) -> str:
+def texts(body: dict[str, Any]) -> str:
     """Every text of an ack body: the fallback and each block's text, for assertions."""
     parts = [body.get("text", "")]
     for block in body.get("blocks", []):

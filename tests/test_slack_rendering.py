@@ -97,7 +97,9 @@ def assert_within_slack_limits(rendered: Rendered) -> None:
     assert 0 < len(rendered.blocks) <= MAX_BLOCKS
     assert rendered.text
     for block in rendered.blocks:
-        Block.parse(block).to_dict()  # slack_sdk's own validators: lengths, element counts
+        parsed = Block.parse(block)
+        assert parsed is not None
+        parsed.to_dict()  # slack_sdk's own validators: lengths, element counts
         if block["type"] == "header":
             assert len(block["text"]["text"]) <= MAX_HEADER_TEXT
         for text in texts_of(block):

@@ -178,7 +178,7 @@ class DiscordAdapter:
         """Overwrite the commands of each configured guild (or the global ones) with the generated tree."""
         tree = self.tree
         assert tree is not None
-        for guild_id in self.settings.guild_ids or [None]:
+        for guild_id in self.settings.guild_ids or (None,):
             try:
                 await tree.sync(guild=discord.Object(guild_id) if guild_id else None)
             except discord.HTTPException as exc:
@@ -260,7 +260,7 @@ class DiscordAdapter:
     ) -> None:
         pages = embeds.render_reply(reply)
         ephemeral = reply.ephemeral or not reply.ok
-        extra = {"file": _file(reply.attachment)} if reply.attachment is not None else {}
+        extra: dict[str, Any] = {"file": _file(reply.attachment)} if reply.attachment is not None else {}
         if deferred:
             await interaction.followup.send(**pages[0].fields(), **extra, ephemeral=ephemeral)
         else:

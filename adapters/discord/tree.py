@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import inspect
 import keyword
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable, Coroutine, Sequence
 from typing import Any
 
 import discord
@@ -24,7 +24,7 @@ DESCRIPTION = 100  # characters in a command's or option's description
 _LARGEST = 999_999_999  # the registry reads whole numbers of up to 9 digits
 
 CommandHandler = Callable[[discord.Interaction, Command, dict[str, Any]], Awaitable[None]]
-Completer = Callable[[discord.Interaction, str], Awaitable[list[app_commands.Choice[str]]]]
+Completer = Callable[[discord.Interaction, str], Coroutine[Any, Any, list[app_commands.Choice[str]]]]
 
 
 def build_tree(
@@ -36,7 +36,7 @@ def build_tree(
 ) -> app_commands.CommandTree[discord.Client]:
     """A CommandTree for `client` holding every registry command, in the given guilds (global if none)."""
     tree: app_commands.CommandTree[discord.Client] = app_commands.CommandTree(client)
-    guilds = {"guilds": [discord.Object(guild_id) for guild_id in guild_ids]} if guild_ids else {}
+    guilds = [discord.Object(guild_id) for guild_id in guild_ids]  # none: global
     groups: dict[tuple[str, ...], app_commands.Group] = {}
 
     def group(path: tuple[str, ...]) -> app_commands.Group:
@@ -46,7 +46,7 @@ def build_tree(
                 name=path[-1], description=_group_description(registry, path), parent=parent
             )
             if parent is None:
-                tree.add_command(groups[path], **guilds)
+                tree.add_command(groups[path], guilds=guilds)
         return groups[path]
 
     for command in registry.commands:
@@ -58,7 +58,7 @@ def build_tree(
             parent=parent,
         )
         if parent is None:
-            tree.add_command(slash, **guilds)
+            tree.add_command(slash, guilds=guilds)
         else:
             parent.add_command(slash)
     return tree
@@ -110,6 +110,7 @@ def _callback(command: Command, on_command: CommandHandler, complete_event: Comp
         )
         for arg in command.args
     ]
+    # inspect reads __signature__ from any callable; typeshed declares no such attribute on functions.
     run.__signature__ = inspect.Signature(parameters)  # type: ignore[attr-defined]
     run.__qualname__ = run.__name__ = "_".join(command.path)
     if command.args:

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Awaitable, Callable
-from typing import Any
+from typing import Any, Self
 
 import discord
 
@@ -24,36 +24,42 @@ LINK_LIMIT = 512  # characters in a link button's URL
 _STYLES = {"going": discord.ButtonStyle.success, "maybe": discord.ButtonStyle.primary}
 
 ClickHandler = Callable[[discord.Interaction, str, str], Awaitable[None]]
-RsvpButtonType = type[discord.ui.DynamicItem[discord.ui.Button[Any]]]
 
 
 def custom_id(slug: str, choice: str) -> str:
     return f"{PREFIX}:{slug}:{choice}"
 
 
+class RsvpButton(discord.ui.DynamicItem[discord.ui.Button[Any]], template=TEMPLATE):
+    """One RSVP choice on one event's card; rsvp_button_type binds an adapter's click handler to it."""
+
+    def __init__(self, slug: str, choice: str, label: str = "") -> None:
+        button: discord.ui.Button[Any] = discord.ui.Button(
+            label=label or choice,
+            style=_STYLES.get(choice, discord.ButtonStyle.secondary),
+            custom_id=custom_id(slug, choice),
+        )
+        super().__init__(button)
+        self.slug, self.choice = slug, choice
+
+    @classmethod
+    async def from_custom_id(
+        cls, interaction: discord.Interaction, item: discord.ui.Item[Any], match: re.Match[str], /
+    ) -> Self:
+        return cls(match["event"], match["choice"])
+
+
+RsvpButtonType = type[RsvpButton]
+
+
 def rsvp_button_type(on_click: ClickHandler) -> RsvpButtonType:
     """The RSVP button class for one adapter: a click calls `on_click(interaction, slug, choice)`."""
 
-    class RsvpButton(discord.ui.DynamicItem[discord.ui.Button[Any]], template=TEMPLATE):
-        def __init__(self, slug: str, choice: str, label: str = "") -> None:
-            button: discord.ui.Button[Any] = discord.ui.Button(
-                label=label or choice,
-                style=_STYLES.get(choice, discord.ButtonStyle.secondary),
-                custom_id=custom_id(slug, choice),
-            )
-            super().__init__(button)
-            self.slug, self.choice = slug, choice
-
-        @classmethod
-        async def from_custom_id(
-            cls, interaction: discord.Interaction, item: discord.ui.Item[Any], match: re.Match[str], /
-        ) -> RsvpButton:
-            return cls(match["event"], match["choice"])
-
+    class BoundRsvpButton(RsvpButton, template=TEMPLATE):
         async def callback(self, interaction: discord.Interaction) -> None:
             await on_click(interaction, self.slug, self.choice)
 
-    return RsvpButton
+    return BoundRsvpButton
 
 
 def card_view(card: EventCard, button_type: RsvpButtonType) -> discord.ui.View | None:
@@ -61,7 +67,7 @@ def card_view(card: EventCard, button_type: RsvpButtonType) -> discord.ui.View |
     view = discord.ui.View(timeout=None)
     if card.status is not EventStatus.CANCELLED:
         for choice in card.choices:
-            view.add_item(button_type(card.slug, choice.value, choice.label))  # type: ignore[call-arg]
+            view.add_item(button_type(card.slug, choice.value, choice.label))
     links = (("Add to Google Calendar", card.google_calendar_url), ("Calendar file (.ics)", card.calendar_url))
     for label, url in links:
         if url.startswith(("http://", "https://")) and len(url) <= LINK_LIMIT:

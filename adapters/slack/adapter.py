@@ -174,12 +174,13 @@ class SlackAdapter:
         await self.client.auth_test()
         self._authenticated = True
         if self.settings.mode == "socket":
+            assert self._bolt is not None  # start() builds it before connecting
             self._socket = AsyncSocketModeHandler(self._bolt, app_token=self._secrets.slack_app_token)
-            await self._socket.connect_async()
+            await self._socket.connect_async()  # type: ignore[no-untyped-call]  # slack_bolt leaves it unannotated
 
     async def stop(self) -> None:
         if self._socket is not None:
-            await self._socket.close_async()
+            await self._socket.close_async()  # type: ignore[no-untyped-call]  # slack_bolt leaves it unannotated
             self._socket = None
         if self._session is not None:
             await self._session.close()

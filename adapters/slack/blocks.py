@@ -201,7 +201,7 @@ def render(message: Message) -> Rendered:
 
 def render_reply(reply: Reply, note: str = "") -> Rendered:
     """A command's answer: its text, its message (if any), the usage line when it failed, and `note`."""
-    head: list[Block] = [section(chunk) for chunk in wrap(reply.text)][: MAX_BLOCKS // 2]
+    head: list[Block] = [section(chunk) for chunk in wrap(reply.text)[: MAX_BLOCKS // 2]]
     tail: list[Block] = []
     if reply.usage:
         tail.append(context(f"Usage: `{escape(reply.usage)}`"))
@@ -212,7 +212,7 @@ def render_reply(reply: Reply, note: str = "") -> Rendered:
     blocks = fit([*head, *body, *tail])
     text = plaintext.render_reply(reply)
     if not blocks:
-        blocks = [section(chunk) for chunk in wrap(text or "Done.")][:MAX_BLOCKS]
+        blocks = [section(chunk) for chunk in wrap(text or "Done.")[:MAX_BLOCKS]]
     return Rendered(_fallback(text), [block.to_dict() for block in blocks])
 
 
@@ -315,12 +315,12 @@ def _(reminder: Reminder, room: int) -> list[Block]:
             f"⏭ *Up next {lead}* at {name_text(reminder.title)}: *{name_text(entry.title)}*{who} "
             f"({clock_text(entry.when.starts_at, zone)})"
         )
-        return [section(text)][:room]
+        return [section(text)] if room > 0 else []
     head = "is starting now" if lead == "now" else f"starts {lead}"
     lines = [f"⏰ *{name_text(reminder.title)}* {head}", f"*When:* {when_text(reminder.when)}"]
     if reminder.venue:
         lines.append(f"*Where:* {name_text(reminder.venue)}")
-    return [section("\n".join(lines))][:room]
+    return [section("\n".join(lines))] if room > 0 else []
 
 
 @blocks_for.register
@@ -355,7 +355,7 @@ def _(attendees: AttendeeList, room: int) -> list[Block]:
 @blocks_for.register
 def _(listing: EventList, room: int) -> list[Block]:
     if not listing.events:
-        return [section("No upcoming events.")][:room]
+        return [section("No upcoming events.")] if room > 0 else []
     per_event = 2
     shown = listing.events if len(listing.events) * per_event <= room else listing.events[: (room - 1) // per_event]
     blocks: list[Block] = []

@@ -42,6 +42,7 @@ from typing import Any
 import discord
 import yarl
 from aiohttp import BodyPartReader, WSCloseCode, WSMsgType, web
+from aiohttp.typedefs import Handler
 from multidict import CIMultiDict, CIMultiDictProxy
 
 PAYLOADS_DIR = Path(__file__).resolve().parent.parent / "payloads" / "discord"
@@ -58,7 +59,8 @@ Json = dict[str, Any]
 
 def load_payload(name: str) -> Json:
     """A fresh copy of ``PAYLOADS_DIR/<name>.json``."""
-    return json.loads((PAYLOADS_DIR / f"{name}.json").read_text())
+    payload: Json = json.loads((PAYLOADS_DIR / f"{name}.json").read_text())
+    return payload
 
 
 _READY = load_payload("ready")
@@ -187,6 +189,12 @@ class FakeInteraction:
     followups: dict[int, Json] = field(default_factory=dict)
 
     @property
+    def response(self) -> Json:
+        """The JSON body of the initial response, for a test that expects one."""
+        assert self.callback is not None, "the bot has not answered this interaction"
+        return self.callback
+
+    @property
     def id(self) -> int:
         return int(self.payload["id"])
 
@@ -196,7 +204,8 @@ class FakeInteraction:
 
     @property
     def user(self) -> Json:
-        return self.payload["member"]["user"] if "member" in self.payload else self.payload["user"]
+        user: Json = self.payload["member"]["user"] if "member" in self.payload else self.payload["user"]
+        return user
 
 
 class DiscordApiError(Exception):
@@ -548,13 +557,13 @@ class FakeDiscord:
 
     async def _on_frame(self, session: _Session, frame: Json) -> None:
         self.gateway_frames.append(frame)
-        op, data = frame.get("op"), frame.get("d")
+        op = frame.get("op")
         if op == 1:
             await self._send(session, {"op": 11, "d": None})
         elif op == 2:
-            await self._identify(session, data)
+            await self._identify(session, frame["d"])
         elif op == 6:
-            await self._resume(session, data)
+            await self._resume(session, frame["d"])
         await self._notify()
 
     async def _identify(self, session: _Session, data: Json) -> None:
@@ -605,7 +614,7 @@ class FakeDiscord:
     # -- REST plumbing ---------------------------------------------------------------------------
 
     @web.middleware
-    async def _middleware(self, request: web.Request, handler: Callable[[web.Request], Any]) -> web.StreamResponse:
+    async def _middleware(self, request: web.Request, handler: Handler) -> web.StreamResponse:
         if not request.path.startswith(API_PREFIX + "/"):
             return await handler(request)
         path = request.path[len(API_PREFIX) :]

@@ -198,7 +198,7 @@ class FakeSlack:
         }
         if envelope_type == "events_api":
             envelope |= {"retry_attempt": 0, "retry_reason": ""}
-        ack = asyncio.get_running_loop().create_future()
+        ack: asyncio.Future[dict[str, Any]] = asyncio.get_running_loop().create_future()
         self._acks[envelope_id] = ack
         try:
             async with asyncio.timeout(timeout):
@@ -389,7 +389,8 @@ def _message_content(params: dict[str, Any]) -> dict[str, Any]:
 
 def load_payload(name: str) -> dict[str, Any]:
     """A fresh copy of ``tests/payloads/slack/<name>.json``."""
-    return json.loads((PAYLOADS_DIR / f"{name}.json").read_text(encoding="utf-8"))
+    payload: dict[str, Any] = json.loads((PAYLOADS_DIR / f"{name}.json").read_text(encoding="utf-8"))
+    return payload
 
 
 def signed_headers(body: str, signing_secret: str, timestamp: int | None = None) -> dict[str, str]:
