@@ -18,6 +18,7 @@ from typing import Any
 from sqlmodel import col, or_
 from sqlmodel.ext.asyncio.session import AsyncSession
 
+from bot.answering import AckBudget
 from bot.clock import Clock
 from bot.commands.args import UsageError
 from bot.commands.context import Context
@@ -34,6 +35,9 @@ from bot.models import Event
 
 log = logging.getLogger(__name__)
 
+# Engine calls from the chat platforms that run at once: SQLite has one writer, PostgreSQL takes several.
+SLOTS_SQLITE = 1
+SLOTS_POSTGRES = 8
 # Metric labels of a command whose name is not known: a line that names none, a path that is none.
 UNPARSED = "unparsed"
 UNKNOWN = "unknown"
@@ -76,6 +80,8 @@ class Engine:
         self.bus = bus or EffectBus()
         self.registry = registry or Registry.default()
         self.metrics = metrics or Metrics()  # adapters record their ack latency here too
+        # Both platforms' acks share one budget, as their commands share this engine and its database.
+        self.acks = AckBudget(SLOTS_SQLITE if db.is_sqlite else SLOTS_POSTGRES)
         self._handlers: dict[tuple[str, ...], Handler] = {
             command.path: command.handler for command in self.registry.commands if command.handler is not None
         }
