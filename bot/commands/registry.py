@@ -39,6 +39,11 @@ class Command:
         return f"/{self.name}"
 
     @property
+    def group_ref(self) -> str:
+        """The group the command belongs to, as a member types it, e.g. /emcee agenda for /emcee agenda add."""
+        return f"/{' '.join(self.path[:-1])}"
+
+    @property
     def usage(self) -> str:
         return " ".join([self.ref, *(arg.placeholder for arg in self.args)])
 
