@@ -168,7 +168,8 @@ class DiscordAdapter:
         """Overwrite the commands of each configured guild (or the global ones) with the generated tree."""
         tree = self.tree
         assert tree is not None
-        for guild_id in self.settings.guild_ids or [None]:
+        guild_ids: list[int | None] = [*self.settings.guild_ids] or [None]
+        for guild_id in guild_ids:
             try:
                 await tree.sync(guild=discord.Object(guild_id) if guild_id else None)
             except discord.HTTPException as exc:
@@ -225,7 +226,7 @@ class DiscordAdapter:
     ) -> None:
         pages = embeds.render_reply(reply)
         ephemeral = reply.private
-        extra = {"file": _file(reply.attachment)} if reply.attachment is not None else {}
+        extra: dict[str, Any] = {"file": _file(reply.attachment)} if reply.attachment is not None else {}
         if deferred:
             await interaction.followup.send(**pages[0].fields(), **extra, ephemeral=ephemeral)
         else:

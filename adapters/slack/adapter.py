@@ -148,7 +148,7 @@ class SlackAdapter:
         self._bolt = self._build_bolt(self._session)
         self._client = self._bolt.client
         try:
-            await self._connect()
+            await self._connect(self._bolt)
         except SlackApiError as exc:
             await self.stop()
             raise RuntimeError(f"Slack rejected SLACK_BOT_TOKEN: {exc.response.get('error')}") from None
@@ -158,16 +158,16 @@ class SlackAdapter:
             raise PlatformUnreachable(f"cannot reach Slack at {self.settings.api_base_url}: {reason}") from None
         log.info("Slack adapter started in %s mode", self.settings.mode)
 
-    async def _connect(self) -> None:
+    async def _connect(self, bolt: AsyncApp) -> None:
         await self.client.auth_test()
         self._authenticated = True
         if self.settings.mode == "socket":
-            self._socket = AsyncSocketModeHandler(self._bolt, app_token=self._secrets.slack_app_token)
-            await self._socket.connect_async()
+            self._socket = AsyncSocketModeHandler(bolt, app_token=self._secrets.slack_app_token)
+            await self._socket.connect_async()  # type: ignore[no-untyped-call]
 
     async def stop(self) -> None:
         if self._socket is not None:
-            await self._socket.close_async()
+            await self._socket.close_async()  # type: ignore[no-untyped-call]
             self._socket = None
         if self._session is not None:
             await self._session.close()
