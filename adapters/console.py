@@ -74,7 +74,7 @@ class ConsoleAdapter:
         if echo:
             self.say(f"\n{actor.label}> {line}")
         reply = await self._engine.handle(CommandLine(actor, self.channel, line))
-        visibility = "only you see this" if reply.ephemeral else "everyone sees this"
+        visibility = "only you see this" if reply.private else "everyone sees this"
         self.say(f"  ({visibility}) {_indent(render_reply(reply), '  ')}")
         if reply.attachment is not None:
             self.say(f"  📎 {self._write(reply.attachment)}")

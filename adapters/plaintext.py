@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from functools import singledispatch
 
+from bot.commands.rsvp import rsvp
 from bot.formatting import (
     attendee_totals,
     entry_line,
@@ -47,7 +48,7 @@ def _(card: EventCard) -> str:
     if card.description:
         lines.append(card.description)
     lines.append(seats_line(card))
-    lines.append("RSVP: " + " | ".join(f"/rsvp {card.slug} {choice.value}" for choice in card.choices))
+    lines.append("RSVP: " + " | ".join(f"{rsvp.ref} {card.slug} {choice.value}" for choice in card.choices))
     if card.calendar_url:
         lines.append(f"📅 Add to calendar: {card.calendar_url}")
     if card.google_calendar_url:

@@ -33,6 +33,7 @@ from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from bot import compose
+from bot.commands import agenda as agenda_commands
 from bot.commands.events import DEFAULT_EVENT_LENGTH
 from bot.engine import Batch, Engine, Refused
 from bot.formatting import entry_line, plural, speaker_label
@@ -522,8 +523,8 @@ async def _update(batch: Batch, path: Path, spec: IcsEvent, event: Event) -> Imp
         stored = tuple(entry for _, entry in await compose.agenda_rows(batch.session, event))
         if stored != spec.agenda:  # compared after the edit, which moves the agenda with the event
             raise IcsError(
-                f"{path}: the agenda differs from {event.slug}'s; change it there with /emcee agenda "
-                "(an import updates the event, not its agenda)"
+                f"{path}: the agenda differs from {event.slug}'s; change it there with "
+                f"{agenda_commands.add.group_ref} (an import updates the event, not its agenda)"
             )
     if not changes:
         return ImportResult(event.slug, "unchanged")

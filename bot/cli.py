@@ -313,6 +313,7 @@ async def _publish(settings: Settings, ref: str) -> int:
     from bot.commands import UsageError
     from bot.commands.announce import announce
     from bot.commands.events import publish
+    from bot.commands.listings import events
     from bot.engine import Refused
     from bot.invocation import Invocation
 
@@ -327,9 +328,11 @@ async def _publish(settings: Settings, ref: str) -> int:
             print(f"error: {exc.message}", file=sys.stderr)
             return 1
     if event.ends_at <= engine.clock.now():
-        print(f"published {event.slug}; it is over, so it is not listed in /events and gets no reminders.")
+        print(f"published {event.slug}; it is over, so it is not listed in {events.ref} and gets no reminders.")
     else:
-        print(f"published {event.slug}: members see it in /events, and its reminders go out while `emcee run` runs.")
+        print(
+            f"published {event.slug}: members see it in {events.ref}, and its reminders go out while `emcee run` runs."
+        )
     print(f"no card was posted (the command line has no chat connection): type {announce.ref} {event.slug} in chat")
     return 0
 

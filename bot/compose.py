@@ -17,6 +17,7 @@ import sqlalchemy as sa
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
+from bot.commands.rsvp import rsvp
 from bot.messages import (
     AgendaCard,
     AgendaEntry,
@@ -31,6 +32,7 @@ from bot.messages import (
     When,
 )
 from bot.models import AgendaItem, Event, EventStatus, ItemSpeaker, Rsvp, RsvpStatus, Speaker
+from bot.statuses import RsvpAnswer
 
 _ROLE_ORDER = {"moderator": 0, "speaker": 1, "panelist": 2}
 
@@ -158,7 +160,9 @@ def cancellation_notice(event: Event) -> Notice:
 
 def promotion_notice(event: Event) -> Notice:
     """The DM to a member who moved up from the waitlist."""
-    return Notice(f"🎉 A seat opened up: you're going to {event.title}. Can't make it? /rsvp {event.slug} no")
+    return Notice(
+        f"🎉 A seat opened up: you're going to {event.title}. Can't make it? {rsvp.ref} {event.slug} {RsvpAnswer.NO}"
+    )
 
 
 _FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")

@@ -13,10 +13,12 @@ import logging
 from collections.abc import AsyncIterator
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from dataclasses import dataclass, field
+from typing import Any
 
 from sqlmodel import col, or_
 from sqlmodel.ext.asyncio.session import AsyncSession
 
+from bot.answering import AckBudget
 from bot.clock import Clock
 from bot.commands.args import UsageError
 from bot.commands.context import Context
@@ -25,13 +27,20 @@ from bot.config import Settings
 from bot.db import Database, DatabaseReadOnly
 from bot.effects import Effect, EffectBus
 from bot.formatting import format_moment
-from bot.invocation import Actor, CommandLine, Invocation, Request
+from bot.invocation import Actor, CommandLine, CommandOptions, Invocation, Request
 from bot.lookup import event_slugs, upcoming
 from bot.messages import INTERNAL_ERROR, READ_ONLY, Reply, refusal
 from bot.metrics import CommandOutcome, Metrics
 from bot.models import Event
 
 log = logging.getLogger(__name__)
+
+# Engine calls from the chat platforms that run at once: SQLite has one writer, PostgreSQL takes several.
+SLOTS_SQLITE = 1
+SLOTS_POSTGRES = 8
+# Metric labels of a command whose name is not known: a line that names none, a path that is none.
+UNPARSED = "unparsed"
+UNKNOWN = "unknown"
 
 
 class Refused(Exception):
@@ -71,6 +80,8 @@ class Engine:
         self.bus = bus or EffectBus()
         self.registry = registry or Registry.default()
         self.metrics = metrics or Metrics()  # adapters record their ack latency here too
+        # Both platforms' acks share one budget, as their commands share this engine and its database.
+        self.acks = AckBudget(SLOTS_SQLITE if db.is_sqlite else SLOTS_POSTGRES)
         self._handlers: dict[tuple[str, ...], Handler] = {
             command.path: command.handler for command in self.registry.commands if command.handler is not None
         }
@@ -82,20 +93,11 @@ class Engine:
 
     async def handle(self, request: Request) -> Reply:
         """A command from an adapter, typed (CommandLine) or with a platform's options (CommandOptions).
-        Access comes first: a member's organizer command is refused before its arguments are read."""
-        command = self._command_of(request)
-        if command is not None and (denied := self._denied(command, request.actor)):
-            self.metrics.command_handled(command.name, CommandOutcome.DENIED)
-            return denied
-        try:
-            invocation = await self._bind(command, request)
-        except UsageError as exc:
-            label = "unparsed" if isinstance(request, CommandLine) else command.name if command else "unknown"
-            self.metrics.command_handled(label, CommandOutcome.REFUSED)
-            return self._refusal(exc)
-        result = await self._execute(self.db.session(), invocation)
-        self.bus.publish(result.effects)
-        return result.reply
+        The command is found once; access comes next: a member's organizer command is refused before its
+        arguments are read."""
+        if isinstance(request, CommandLine):
+            return await self._handle_line(request)
+        return await self._handle_options(request)
 
     async def run(self, invocation: Invocation) -> Reply:
         """A command from the core, its arguments already typed. Raises Refused when it did not run."""
@@ -146,27 +148,62 @@ class Engine:
 
     # -- dispatch -----------------------------------------------------------------------------
 
-    def _command_of(self, request: Request) -> Command | None:
-        if isinstance(request, CommandLine):
-            return self.registry.command_of(request.line)
-        return self.registry.get(request.command_path)
+    async def _handle_line(self, request: CommandLine) -> Reply:
+        """The line is tokenized once and its command found once; events are looked up only when the
+        command's parsing depends on them."""
+        try:
+            text = self.registry.read(request.line)
+        except UsageError as exc:
+            return self._unparsed(exc, UNPARSED)
+        if denied := self._denied_here(text.command, request.actor):
+            return denied
+        try:
+            args = text.bind(await self.event_slugs() if text.command.needs_event_names else ())
+        except UsageError as exc:
+            return self._unparsed(exc, UNPARSED)
+        return await self._carry_out(text.command, request, args)
 
-    async def _bind(self, command: Command | None, request: Request) -> Invocation:
-        """The typed invocation a request asks for; UsageError when its arguments do not fit."""
-        if isinstance(request, CommandLine):
-            events = await self.event_slugs() if command is not None and command.needs_event_names else ()
-            parsed = self.registry.parse(request.line, events)
-            return Invocation(request.actor, request.channel, parsed.command.path, parsed.args)
-        if command is None:
-            raise self.registry.unknown(request.command_path)
-        args = self.registry.convert(command, request.options)
-        return Invocation(request.actor, request.channel, command.path, args)
+    async def _handle_options(self, request: CommandOptions) -> Reply:
+        try:
+            command = self.registry.command(request.command_path)
+        except UsageError as exc:
+            return self._unparsed(exc, UNKNOWN)
+        if denied := self._denied_here(command, request.actor):
+            return denied
+        try:
+            args = self.registry.convert(command, request.options)
+        except UsageError as exc:
+            return self._unparsed(exc, command.name)
+        return await self._carry_out(command, request, args)
 
-    async def _execute(self, transaction: AbstractAsyncContextManager[AsyncSession], invocation: Invocation) -> _Result:
-        """Check and run one command in `transaction`, which a refusal rolls back, so it writes nothing."""
-        command = self.registry.get(invocation.command)
+    def _denied_here(self, command: Command, actor: Actor) -> Reply | None:
+        """The refusal of an organizer command to anyone else, counted; None when `actor` may run it."""
+        denied = self._denied(command, actor)
+        if denied is not None:
+            self.metrics.command_handled(command.name, CommandOutcome.DENIED)
+        return denied
+
+    def _unparsed(self, exc: UsageError, label: str) -> Reply:
+        self.metrics.command_handled(label, CommandOutcome.REFUSED)
+        return self._refusal(exc)
+
+    async def _carry_out(self, command: Command, request: Request, args: dict[str, Any]) -> Reply:
+        invocation = Invocation(request.actor, request.channel, command.path, args)
+        result = await self._execute(self.db.session(), invocation, command)
+        self.bus.publish(result.effects)
+        return result.reply
+
+    async def _execute(
+        self,
+        transaction: AbstractAsyncContextManager[AsyncSession],
+        invocation: Invocation,
+        command: Command | None = None,
+    ) -> _Result:
+        """Check and run one command in `transaction`, which a refusal rolls back, so it writes nothing.
+        `command` is the one the invocation names, when the caller has found it already."""
+        command = command or self.registry.get(invocation.command)
         result, outcome = await self._attempt(transaction, command, invocation)
-        self.metrics.command_handled(command.name if command else "unknown", outcome)
+        self.metrics.command_handled(command.name if command else UNKNOWN, outcome)
         return result
 
     async def _attempt(

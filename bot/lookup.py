@@ -14,12 +14,14 @@ from bot.models import Event, EventStatus, Rsvp
 
 
 class UnknownEvent(UsageError):
-    """No event matches `ref` (None: there is no upcoming event). The message points chat users to /events;
-    the command line names its own way with `listing`."""
+    """No event matches `ref` (None: there is no upcoming event). The message points chat users to the
+    events command; the command line names its own way with `saying`."""
 
-    def __init__(self, ref: str | None, listing: str = "/events") -> None:
+    def __init__(self, ref: str | None) -> None:
+        from bot.commands.listings import events  # the commands find their events through this module
+
         self.ref = ref
-        super().__init__(self.saying(listing))
+        super().__init__(self.saying(events.ref))
 
     def saying(self, listing: str) -> str:
         if self.ref is None:

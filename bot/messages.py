@@ -169,6 +169,11 @@ class Reply:
     attachment: Attachment | None = None
     usage: str | None = None
 
+    @property
+    def private(self) -> bool:
+        """Whether only the sender sees it: meant for them alone, or a refusal, which always is."""
+        return self.ephemeral or not self.ok
+
 
 INTERNAL_ERROR = Reply("Something went wrong on our side and nothing was changed. Please try again.", ok=False)
 READ_ONLY = Reply(

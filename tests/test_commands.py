@@ -54,20 +54,20 @@ registry = Registry.default()
 def test_parses(line: str, path: tuple[str, ...] | None, args: dict[str, Any] | None) -> None:
     if path is None:
         with pytest.raises(UsageError, match="unknown option '--event'"):
-            registry.parse(line)
+            registry.read(line).bind()
         return
-    parsed = registry.parse(line)
-    assert parsed.command.path == path
-    assert parsed.args == args
+    text = registry.read(line)
+    assert text.command.path == path
+    assert text.bind() == args
 
 
 def test_announce_takes_an_event_only_when_one_is_named() -> None:
     events = ["bk-june", "bk-july"]
-    assert registry.parse('emcee announce bk-june Doors open at "5:30"', events).args == {
+    assert registry.read('emcee announce bk-june Doors open at "5:30"').bind(events) == {
         "event": "bk-june",
         "text": 'Doors open at "5:30"',
     }
-    assert registry.parse("emcee announce doors open soon", events).args == {"text": "doors open soon"}
+    assert registry.read("emcee announce doors open soon").bind(events) == {"text": "doors open soon"}
 
 
 @pytest.mark.parametrize(
@@ -81,13 +81,13 @@ def test_announce_takes_an_event_only_when_one_is_named() -> None:
     ],
 )
 def test_durations(text: str, expected: timedelta) -> None:
-    assert registry.parse(f"emcee agenda shift {text}").args["by"] == expected
+    assert registry.read(f"emcee agenda shift {text}").bind()["by"] == expected
 
 
 @pytest.mark.parametrize("text", ["5x", "m10", "10", "1h-5m", "+"])
 def test_bad_durations_name_the_token(text: str) -> None:
     with pytest.raises(UsageError) as info:
-        registry.parse(f"emcee agenda shift {text}")
+        registry.read(f"emcee agenda shift {text}").bind()
     assert text in info.value.message
     assert info.value.usage == registry.command(("emcee", "agenda", "shift")).usage
 
@@ -128,6 +128,6 @@ def test_typed_options_convert_with_the_same_checks() -> None:
 def test_arbitrary_text_raises_only_usage_errors(text: str) -> None:
     for line in (text, f"rsvp {text}", f"emcee {text}", f"emcee agenda add {text}", f"emcee event create {text}"):
         try:
-            registry.parse(line, ["bk-june"])
+            registry.read(line).bind(["bk-june"])
         except UsageError as exc:
             assert exc.message

@@ -178,7 +178,7 @@ async def test_a_slow_engine_is_deferred_then_followed_up(emcee: DiscordEmcee) -
         return await handle(invocation)
 
     emcee.app.engine.handle = slow  # type: ignore[method-assign]
-    emcee.adapter.ack_wait = 0.05
+    emcee.app.engine.acks.wait = 0.05
     payload = interaction_payload("command_rsvp")
     answer = await emcee.dispatch(payload)
     assert answer.callback == {"type": 5, "data": {"flags": EPHEMERAL}}
@@ -195,7 +195,7 @@ async def test_a_slow_engine_is_deferred_then_followed_up(emcee: DiscordEmcee) -
 
 async def test_a_busy_engine_is_deferred_before_it_runs(emcee: DiscordEmcee) -> None:
     await emcee.publish(capacity=50)
-    emcee.adapter._engine_time = 0.2  # one engine call takes 200 ms: a direct answer is not worth waiting for
+    emcee.app.engine.acks.engine_time = 0.2  # one engine call takes 200 ms: a direct answer is not worth waiting for
     payload = interaction_payload("command_rsvp")
     acked_before_engine: list[bool] = []
     handle = emcee.app.engine.handle

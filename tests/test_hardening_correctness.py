@@ -62,7 +62,7 @@ async def test_a_member_promoted_twice_gets_a_dm_each_time(slack: SlackEmcee) ->
 )
 def test_announce_text_loses_its_own_quotes_and_keeps_apostrophes(line: str, text: str) -> None:
     """Hardening item 12: a rest-of-line text that is one quoted string is unquoted; apostrophes are text."""
-    assert registry.parse(line, ["bk"]).args == {"event": "bk", "text": text}
+    assert registry.read(line).bind(["bk"]) == {"event": "bk", "text": text}
 
 
 @pytest.mark.parametrize(
@@ -75,14 +75,14 @@ def test_announce_text_loses_its_own_quotes_and_keeps_apostrophes(line: str, tex
 )
 def test_a_single_quote_opens_a_string_only_when_one_closes_it_at_a_word_end(line: str, value: str) -> None:
     """Hardening item 12: an apostrophe inside or before a word is literal unless a closing quote ends a word."""
-    assert registry.parse(line).args == {"name": "Pat", "bio": value}
+    assert registry.read(line).bind() == {"name": "Pat", "bio": value}
 
 
 @pytest.mark.parametrize("line", ['emcee announce bk "Doors open at 5', "emcee announce bk “Doors open at 5"])
 def test_unterminated_double_and_curly_quotes_are_still_refused(line: str) -> None:
     """Hardening item 12: only the single quote became lenient; other unterminated quotes are refused."""
     with pytest.raises(UsageError, match="unterminated quote"):
-        registry.parse(line, ["bk"])
+        registry.read(line).bind(["bk"])
 
 
 async def test_a_refused_rsvp_writes_nothing_not_even_the_display_name(engine: Engine, db: Database) -> None:

@@ -117,7 +117,7 @@ async def test_organizer_text_is_unescaped_on_the_way_in_and_escaped_on_the_way_
 
 async def test_a_slow_engine_gets_working_on_it_then_the_reply_by_response_url(emcee: SlackEmcee) -> None:
     await emcee.publish_event()
-    emcee.adapter.ack_wait = 0  # the engine cannot answer within the wait: the ack goes first
+    emcee.app.engine.acks.wait = 0  # the engine cannot answer within the wait: the ack goes first
 
     ack = await emcee.command("/rsvp", f"{SLUG} maybe")
     await emcee.settle()

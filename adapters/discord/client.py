@@ -1,12 +1,9 @@
 """The Discord adapter: a discord.py Client with the generated command tree, the RSVP buttons and the Adapter methods.
 
-Inbound, every interaction gets its initial response within Discord's 3 seconds. When the engine
-should answer quickly (the interactions in flight, times a moving average of one engine call, stay
-under FAST_ENOUGH), the engine call starts as a task and its answer is the response, unless it takes
-longer than `ack_wait`: then the interaction is deferred and followed up. Otherwise (a burst of
-RSVPs queueing on SQLite) the interaction is deferred at once (ephemeral "thinking") before the
-engine runs, so that no ack waits behind the queue. Answers are ephemeral unless the engine says
-otherwise; a refusal always is, with the usage line.
+Inbound, every interaction gets its initial response within Discord's 3 seconds, by the engine's ack
+budget (bot/answering.py): when the answer comes in time it is the response; otherwise the
+interaction is deferred (ephemeral "thinking") and followed up (bench/bench_discord_ack.py).
+Answers are ephemeral unless the engine says otherwise; a refusal always is, with the usage line.
 
 Outbound, `send`, `edit` and `send_dm` post embeds through discord.py, whose buckets handle rate
 limits. A message too long for one Discord message is split into several; its MessageRef then lists
@@ -37,6 +34,7 @@ from adapters.discord import embeds, views
 from adapters.discord.embeds import Page
 from adapters.discord.endpoints import endpoints
 from adapters.discord.tree import build_tree
+from bot.answering import FollowUp
 from bot.commands import Command
 from bot.config import ConfigError, DiscordSettings, Secrets
 from bot.formatting import shorten
@@ -53,9 +51,6 @@ log = logging.getLogger(__name__)
 discord.VoiceClient.warn_nacl = discord.VoiceClient.warn_dave = False
 
 PLATFORM = "discord"
-ACK_WAIT = 2.0  # longest wait for the engine before deferring; Discord drops an interaction after 3 s
-FAST_ENOUGH = 0.1  # expected engine time below which waiting for a direct answer beats deferring
-ENGINE_TIME = 0.01  # a first guess at one engine call: an RSVP on SQLite (bench/bench_rsvp.py)
 GUILD_READY_TIMEOUT = 2.0  # discord.py's on_ready delay after the last GUILD_CREATE
 READY_TIMEOUT = 60.0  # how long start() waits for on_ready before carrying on (healthz says disconnected)
 MAX_PAGES = 10  # messages per post: every id must fit the ledger's 255-character message_ref
@@ -85,7 +80,6 @@ class DiscordAdapter:
         settings: DiscordSettings,
         secrets: Secrets,
         *,
-        ack_wait: float = ACK_WAIT,
         guild_ready_timeout: float = GUILD_READY_TIMEOUT,
         ready_timeout: float = READY_TIMEOUT,
     ) -> None:
@@ -93,7 +87,6 @@ class DiscordAdapter:
             raise ConfigError("the Discord adapter needs DISCORD_TOKEN")
         self.settings = settings
         self._token = secrets.discord_token
-        self.ack_wait = ack_wait
         self.guild_ready_timeout = guild_ready_timeout
         self.ready_timeout = ready_timeout
         self.button_type = views.rsvp_button_type(self._on_click)
@@ -103,9 +96,6 @@ class DiscordAdapter:
         self._runner: asyncio.Task[None] | None = None
         self._endpoints = contextlib.ExitStack()
         self._connected = False
-        self._in_flight = 0  # interactions being handled
-        self._running = 0  # engine calls under way
-        self._engine_time = ENGINE_TIME  # moving average of one engine call, in seconds
 
     # --- lifecycle -----------------------------------------------------------------------------
 
@@ -218,48 +208,23 @@ class DiscordAdapter:
         await self._run(interaction, request, started)
 
     async def _run(self, interaction: discord.Interaction, request: Request, started: float) -> None:
-        """Answer directly when the engine is quick; otherwise defer first, then run it and follow up."""
-        call = asyncio.create_task(self._timed(request)) if self._expect_fast() else None
-        self._in_flight += 1
+        """Answer directly when the engine answers in time; otherwise defer first, then follow up."""
         try:
-            if call is not None:
-                await asyncio.wait({call}, timeout=self.ack_wait)
-            deferred = call is None or not call.done()
-            if deferred:
+            answer = await self.engine.acks.answer(lambda: self.engine.handle(request))
+            if isinstance(answer, FollowUp):
                 await interaction.response.defer(ephemeral=True, thinking=True)
                 self._acked(started)
-            reply = await (call if call is not None else self._timed(request))
-            await self._answer(interaction, reply, started, deferred)
+                await self._answer(interaction, await answer.reply(), started, deferred=True)
+            else:
+                await self._answer(interaction, answer, started)
         except discord.HTTPException as exc:
             log.warning("answering a Discord interaction failed: %s %s", exc.status, exc.text)
-        finally:
-            self._in_flight -= 1
-
-    def _expect_fast(self) -> bool:
-        """Whether a direct answer should come soon: the interactions ahead of this one will each run the
-        engine (SQLite runs them in turn), about `_engine_time` apiece."""
-        return (self._in_flight + 1) * self._engine_time < FAST_ENOUGH
-
-    async def _timed(self, request: Request) -> Reply:
-        """engine.handle, keeping a moving average of the time one call takes."""
-        ahead = self._running
-        self._running += 1
-        started = time.monotonic()
-        try:
-            return await self.engine.handle(request)
-        except Exception:  # the engine answers every failure itself; this is a bug, but the member still hears back
-            log.exception("a Discord command failed")
-            return INTERNAL_ERROR
-        finally:
-            self._running -= 1
-            share = (time.monotonic() - started) / (ahead + 1)  # it waited for the calls ahead, then ran
-            self._engine_time = 0.8 * self._engine_time + 0.2 * share
 
     async def _answer(
         self, interaction: discord.Interaction, reply: Reply, started: float, deferred: bool = False
     ) -> None:
         pages = embeds.render_reply(reply)
-        ephemeral = reply.ephemeral or not reply.ok
+        ephemeral = reply.private
         extra: dict[str, Any] = {"file": _file(reply.attachment)} if reply.attachment is not None else {}
         if deferred:
             await interaction.followup.send(**pages[0].fields(), **extra, ephemeral=ephemeral)

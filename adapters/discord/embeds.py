@@ -17,6 +17,7 @@ from typing import Any
 import discord
 from discord.utils import escape_markdown, format_dt
 
+from bot.commands.rsvp import rsvp
 from bot.formatting import (
     attendee_totals,
     format_lead,
@@ -301,7 +302,7 @@ def _(events: EventList) -> list[Page]:
         return [Page(embeds=[discord.Embed(description="No upcoming events.", color=_ACCENT)])]
     embeds = []
     for card in events.events:
-        lines = [moment(card.when.starts_at), seats_line(card), f"RSVP: `/rsvp event:{card.slug}`"]
+        lines = [moment(card.when.starts_at), seats_line(card), f"RSVP: `{rsvp.ref} event:{card.slug}`"]
         if card.venue:
             lines.insert(1, f"📍 {escape_markdown(card.venue)}")
         embeds += listing(card.title, lines, _COLORS[card.status], url=card.url)

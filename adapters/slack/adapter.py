@@ -1,12 +1,10 @@
 """The Slack adapter: slack-bolt's AsyncApp in Socket Mode or HTTP mode, and the Adapter methods on the Web API.
 
-Inbound, every slash command is acknowledged well within Slack's 3 seconds, and nothing slow runs
-before the ack. Engine calls run in a few slots (one on SQLite, which has one writer). A command
-that arrives with few others in flight waits up to `ack_wait` for its answer, which then travels in
-the ack itself; otherwise, or when the engine is slower than that, the ack says "Working on it…" at
-once and the answer follows through `respond`. In a burst, acks go out before the queued work, so
-they stay fast (bench/bench_slack_ack.py). Button clicks are acknowledged first, then handled and
-answered with an ephemeral message; the card's counts follow through the publisher's edits.
+Inbound, every slash command is acknowledged well within Slack's 3 seconds, by the engine's ack budget
+(bot/answering.py): when the answer comes in time it travels in the ack itself; otherwise the ack
+says "Working on it…" and the answer follows through `respond` (bench/bench_slack_ack.py). Button
+clicks are acknowledged first, then handled and answered with an ephemeral message; the card's
+counts follow through the publisher's edits.
 
 Outbound, one AsyncWebClient (base URL from `slack.api_base_url`, one shared aiohttp session)
 posts, edits and opens DMs. A 429 is retried by slack_sdk's AsyncRateLimitErrorRetryHandler, which
@@ -17,7 +15,6 @@ so the outbox can wait and retry, and the ledger records what happened.
 
 from __future__ import annotations
 
-import asyncio
 import logging
 import time
 from collections.abc import Awaitable, Callable
@@ -39,10 +36,11 @@ from slack_sdk.web.async_client import AsyncWebClient
 from slack_sdk.web.async_slack_response import AsyncSlackResponse
 
 from adapters.slack import blocks, payloads
+from bot.answering import FollowUp
 from bot.config import ConfigError, Secrets, SlackSettings
 from bot.http import HttpServer
-from bot.invocation import Actor, ChannelRef, CommandLine, MessageRef
-from bot.messages import INTERNAL_ERROR, Attachment, Message, Reply
+from bot.invocation import Actor, ChannelRef, MessageRef
+from bot.messages import Attachment, Message, Reply
 from bot.ports import PlatformUnreachable, SendError
 
 if TYPE_CHECKING:
@@ -52,12 +50,7 @@ log = logging.getLogger(__name__)
 
 EVENTS_PATH = "/slack/events"
 TIMESTAMP_HEADER = "X-Slack-Request-Timestamp"
-ACK_WAIT = 2.0  # seconds an ack may wait for the engine's answer; Slack drops an interaction after 3
 RATE_LIMIT_RETRIES = 3  # each waits Slack's Retry-After; stays well inside the ledger's 2-minute lease
-# Engine calls run at once from Slack: SQLite has one writer, so more would only contend and starve the
-# acks of CPU; PostgreSQL takes several. A command waits for its answer only with few others in flight.
-ENGINE_SLOTS = 8  # on SQLite: 1
-FAST_ACK_QUEUE = 2
 WORKING = "Working on it…"
 
 HINTS = {
@@ -107,7 +100,6 @@ class SlackAdapter:
         http: HttpServer | None = None,
         *,
         bot_name: str = "Emcee",
-        ack_wait: float = ACK_WAIT,
     ) -> None:
         if not secrets.slack_bot_token:
             raise ConfigError("the Slack adapter needs SLACK_BOT_TOKEN")
@@ -120,7 +112,6 @@ class SlackAdapter:
         self.settings = settings
         self._secrets = secrets
         self.bot_name = bot_name
-        self.ack_wait = ack_wait
         self._engine: Engine | None = None
         self._session: aiohttp.ClientSession | None = None
         self._client: AsyncWebClient | None = None
@@ -128,8 +119,6 @@ class SlackAdapter:
         self._socket: AsyncSocketModeHandler | None = None
         self._authenticated = False
         self._dm_channels: dict[str, str] = {}
-        self._slots = asyncio.Semaphore(1)  # sized in start(), once the database is known
-        self._in_flight = 0
         if http is not None and settings.mode == "http":
             # Routes must exist before the shared server starts; requests before start() get 503.
             http.app.router.add_post(EVENTS_PATH, self._http_endpoint)
@@ -155,12 +144,11 @@ class SlackAdapter:
         """Check the token with auth.test and, in Socket Mode, connect; PlatformUnreachable when Slack cannot
         be reached, so that the app carries on and tries again."""
         self._engine = engine
-        self._slots = asyncio.Semaphore(1 if engine.db.is_sqlite else ENGINE_SLOTS)
         self._session = aiohttp.ClientSession()
         self._bolt = self._build_bolt(self._session)
         self._client = self._bolt.client
         try:
-            await self._connect()
+            await self._connect(self._bolt)
         except SlackApiError as exc:
             await self.stop()
             raise RuntimeError(f"Slack rejected SLACK_BOT_TOKEN: {exc.response.get('error')}") from None
@@ -170,12 +158,11 @@ class SlackAdapter:
             raise PlatformUnreachable(f"cannot reach Slack at {self.settings.api_base_url}: {reason}") from None
         log.info("Slack adapter started in %s mode", self.settings.mode)
 
-    async def _connect(self) -> None:
+    async def _connect(self, bolt: AsyncApp) -> None:
         await self.client.auth_test()
         self._authenticated = True
         if self.settings.mode == "socket":
-            assert self._bolt is not None  # start() builds it before connecting
-            self._socket = AsyncSocketModeHandler(self._bolt, app_token=self._secrets.slack_app_token)
+            self._socket = AsyncSocketModeHandler(bolt, app_token=self._secrets.slack_app_token)
             await self._socket.connect_async()  # type: ignore[no-untyped-call]  # slack_bolt leaves it unannotated
 
     async def stop(self) -> None:
@@ -235,26 +222,19 @@ class SlackAdapter:
 
     async def _on_command(self, ack: Any, command: dict[str, Any], respond: Any) -> None:
         started = time.monotonic()
-        actor = payloads.command_actor(command)
-        # With few commands ahead, the ack waits for the answer; in a burst it goes out before any work.
-        fast = self._in_flight < FAST_ACK_QUEUE
-        answer = self._queue(
-            self.engine.handle(CommandLine(actor, payloads.command_channel(command), payloads.command_line(command)))
-        )
-        done = (await asyncio.wait({answer}, timeout=self.ack_wait))[0] if fast else set()
-        if not done:
+        request = payloads.command_request(command)
+        answer = await self.engine.acks.answer(lambda: self.engine.handle(request))
+        if isinstance(answer, FollowUp):
             await ack(text=WORKING, response_type="ephemeral")
             self._acked(started)
-            await asyncio.wait({answer})
-        reply = _result(answer)
-        fields = self._reply_fields(reply)
-        if done:
-            await ack(**fields)
-            self._acked(started)
+            reply = await answer.reply()
+            await respond(**self._reply_fields(reply))
         else:
-            await respond(**fields)
+            reply = answer
+            await ack(**self._reply_fields(reply))
+            self._acked(started)
         if reply.attachment is not None:
-            await self._send_attachment(actor, reply.attachment, respond)
+            await self._send_attachment(request.actor, reply.attachment, respond)
 
     async def _on_rsvp_click(self, ack: Any, body: dict[str, Any], action: dict[str, Any], respond: Any) -> None:
         started = time.monotonic()
@@ -263,12 +243,7 @@ class SlackAdapter:
         click = payloads.rsvp_click(body, action)
         if click is None:
             return
-        try:
-            reply = await self._queue(self.engine.handle(click))
-        except Exception:
-            log.exception("RSVP button %s failed", action.get("action_id"))
-            reply = INTERNAL_ERROR
-        rendered = blocks.render_reply(reply)
+        rendered = blocks.render_reply(await self.engine.acks.run(lambda: self.engine.handle(click)))
         if click.channel is not None:
             try:
                 await self.client.chat_postEphemeral(
@@ -280,25 +255,15 @@ class SlackAdapter:
         # A click where the bot cannot post (a DM, a shared channel): the response_url still reaches the member.
         await respond(response_type="ephemeral", replace_original=False, **rendered.fields())
 
-    def _queue(self, call: Awaitable[Reply]) -> asyncio.Task[Reply]:
-        """Run an engine call in one of the adapter's slots; it counts as in flight from now until answered."""
-        self._in_flight += 1
-        return asyncio.create_task(self._in_slot(call))
-
-    async def _in_slot(self, call: Awaitable[Reply]) -> Reply:
-        try:
-            async with self._slots:
-                return await call
-        finally:
-            self._in_flight -= 1
-
     def _acked(self, started: float) -> None:
         self.engine.metrics.observe_ack(self.platform, time.monotonic() - started)
 
     def _reply_fields(self, reply: Reply) -> dict[str, Any]:
         note = f"📎 {reply.attachment.filename} comes to you in a direct message." if reply.attachment else ""
-        public = reply.ok and not reply.ephemeral
-        return {**blocks.render_reply(reply, note).fields(), "response_type": "in_channel" if public else "ephemeral"}
+        return {
+            **blocks.render_reply(reply, note).fields(),
+            "response_type": "ephemeral" if reply.private else "in_channel",
+        }
 
     async def _send_attachment(self, actor: Actor, attachment: Attachment, respond: Any) -> None:
         """A file (the attendee CSV) goes to the member's DM with the bot, never to the channel."""
@@ -359,14 +324,6 @@ class SlackAdapter:
                 log.warning("Slack %s to channel %s failed: %s; %s", method, channel, error, hint)
             retry_after = exc.response.headers.get("Retry-After") if error == "ratelimited" else None
             raise SlackSendError(method, channel, error, _seconds(retry_after)) from None
-
-
-def _result(answer: asyncio.Task[Reply]) -> Reply:
-    """The engine's reply; it never raises, but a crash here must still reach the member as a refusal."""
-    if answer.exception() is not None:
-        log.error("a Slack command failed", exc_info=answer.exception())
-        return INTERNAL_ERROR
-    return answer.result()
 
 
 def _seconds(value: Any) -> int | None:

@@ -32,6 +32,7 @@ from slack_sdk.models.blocks import (
 from adapters import plaintext
 from adapters.slack.payloads import rsvp_action_id
 from bot import formatting
+from bot.commands import listings
 from bot.messages import (
     AgendaCard,
     AgendaEntry,
@@ -275,7 +276,7 @@ def _(card: AgendaCard, room: int) -> list[Block]:
         context(f"Times are in your time zone; the event runs on {escape(card.timezone)} time."),
     ]
     units = [_entry_line(entry, card.timezone) for entry in card.entries] or ["_No agenda items yet._"]
-    return [*head, *packed(units, room - len(head), f"…and {{n}} more items: see `/agenda {card.slug}`.")]
+    return [*head, *packed(units, room - len(head), f"…and {{n}} more items: see `{listings.agenda.ref} {card.slug}`.")]
 
 
 def _speaker_intro(speaker: SpeakerLine) -> str:
@@ -330,7 +331,7 @@ def _(update: AgendaUpdate, room: int) -> list[Block]:
         old = clock_text(change.old_start, update.timezone) if change.old_start else "new"
         new = clock_text(change.new_start, update.timezone) if change.new_start else "removed"
         units.append(f"• {name_text(change.title)}: {old} → {new}")
-    return packed(units, room, f"…and {{n}} more changes: see `/agenda {update.slug}`.")
+    return packed(units, room, f"…and {{n}} more changes: see `{listings.agenda.ref} {update.slug}`.")
 
 
 @blocks_for.register

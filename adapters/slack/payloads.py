@@ -9,7 +9,7 @@ from __future__ import annotations
 import re
 from typing import Any
 
-from bot.invocation import Actor, ChannelRef, CommandOptions
+from bot.invocation import Actor, ChannelRef, CommandLine, CommandOptions
 from bot.messages import RSVP_CHOICES
 
 PLATFORM = "slack"
@@ -48,18 +48,14 @@ def _texts(fields: dict[str, Any], *names: str) -> bool:
     return all(isinstance(fields.get(name), str) and fields[name] for name in names)
 
 
-def command_actor(command: dict[str, Any]) -> Actor:
-    return Actor(PLATFORM, command["user_id"], command.get("user_name", ""))
-
-
-def command_channel(command: dict[str, Any]) -> ChannelRef | None:
+def command_request(command: dict[str, Any]) -> CommandLine:
+    """'/rsvp' with text 'maybe +1' becomes the line '/rsvp maybe +1', which the engine reads through the registry."""
     channel_id = command.get("channel_id")
-    return ChannelRef(PLATFORM, channel_id) if channel_id else None
-
-
-def command_line(command: dict[str, Any]) -> str:
-    """'/rsvp' with text 'maybe +1' becomes '/rsvp maybe +1', which the registry parses."""
-    return f"{command['command']} {unescape(command.get('text', ''))}".strip()
+    return CommandLine(
+        Actor(PLATFORM, command["user_id"], command.get("user_name", "")),
+        ChannelRef(PLATFORM, channel_id) if channel_id else None,
+        f"{command['command']} {unescape(command.get('text', ''))}".strip(),
+    )
 
 
 def action_actor(body: dict[str, Any]) -> Actor:

@@ -18,6 +18,7 @@ class Token:
     text: str
     start: int  # offset in the line, so a rest-of-line argument keeps the original text
     quoted: bool = False
+    unterminated: bool = False  # a word that opens a double or curly quote that nothing closes
 
 
 # A single quote opens a string only where a closing one ends a word ('B C', 'Bob's talk'); otherwise,
@@ -27,16 +28,21 @@ _OPEN_QUOTES = ('"', "“")
 
 
 def tokenize(text: str) -> list[Token]:
-    """Split on spaces, keeping "quoted strings" (straight or curly quotes) whole."""
+    """Split on spaces, keeping "quoted strings" (straight or curly quotes) whole. An unterminated quote
+    is marked, not refused, so that the command before it can still be read (see unterminated)."""
     tokens: list[Token] = []
     for match in _TOKEN.finditer(text):
         double, curly, single, bare = match.groups()
-        if bare is not None and bare.startswith(_OPEN_QUOTES):
-            raise UsageError(f"unterminated quote in: {text.strip()}")
         value = next(group for group in (double, curly, single, bare) if group is not None)
         value = value.replace('\\"', '"') if double is not None else value
-        tokens.append(Token(value, match.start(), quoted=bare is None))
+        unterminated = bare is not None and bare.startswith(_OPEN_QUOTES)
+        tokens.append(Token(value, match.start(), quoted=bare is None, unterminated=unterminated))
     return _join_dates(tokens)
+
+
+def unterminated(tokens: list[Token], text: str) -> UsageError | None:
+    """The refusal of a line with a quote that nothing closes; None when every quote closes."""
+    return UsageError(f"unterminated quote in: {text.strip()}") if any(t.unterminated for t in tokens) else None
 
 
 def _join_dates(tokens: list[Token]) -> list[Token]:

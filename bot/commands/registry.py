@@ -13,7 +13,7 @@ from types import ModuleType
 from typing import TYPE_CHECKING, Any
 
 from bot.commands.args import Arg, ArgKind, UsageError
-from bot.commands.parsing import Token, bind, convert, tokenize
+from bot.commands.parsing import Token, bind, convert, tokenize, unterminated
 
 if TYPE_CHECKING:
     from bot.commands.context import Context, Outcome
@@ -37,6 +37,11 @@ class Command:
     def ref(self) -> str:
         """The command as a member types it, e.g. /emcee event publish."""
         return f"/{self.name}"
+
+    @property
+    def group_ref(self) -> str:
+        """The group the command belongs to, as a member types it, e.g. /emcee agenda for /emcee agenda add."""
+        return f"/{' '.join(self.path[:-1])}"
 
     @property
     def usage(self) -> str:
@@ -84,9 +89,22 @@ def declared(module: ModuleType) -> tuple[Command, ...]:
 
 
 @dataclass(frozen=True)
-class Parsed:
+class CommandText:
+    """A command line read as far as its command, once: its arguments are still tokens, bound by `bind`
+    (after the access check, and with the known events when the command needs them)."""
+
     command: Command
-    args: dict[str, Any] = field(default_factory=dict)
+    text: str  # the line without its leading slash; a rest-of-line argument is cut from it
+    tokens: list[Token]  # the argument tokens, after the command's words
+
+    def bind(self, events: Collection[str] = ()) -> dict[str, Any]:
+        """The typed arguments; UsageError (with the command's usage line) when they do not fit."""
+        if problem := unterminated(self.tokens, self.text):
+            raise problem
+        try:
+            return bind(self.command, self.tokens, self.text, events)
+        except UsageError as exc:
+            raise UsageError(exc.message, self.command.usage) from None
 
 
 class Registry:
@@ -130,24 +148,16 @@ class Registry:
                 return command, length
         return None, 0
 
-    def command_of(self, line: str) -> Command | None:
-        """The command a line names, read from its first words only: its arguments are not parsed."""
-        command, _ = self.find(line.strip().removeprefix("/").split()[:3])
-        return command
-
-    def parse(self, line: str, events: Collection[str] = ()) -> Parsed:
-        """Parse 'rsvp maybe +1' or '/emcee agenda shift +10m'. `events` are known slugs."""
+    def read(self, line: str) -> CommandText:
+        """Read 'rsvp maybe +1' or '/emcee agenda shift +10m' up to its command; UsageError when it names none."""
         text = line.strip().removeprefix("/")
         tokens = tokenize(text)
         if not tokens:
             raise UsageError("no command given", self.help_usage)
         command, used = self.find([token.text for token in tokens])
         if command is None:
-            raise UsageError(self._unknown(tokens), self.help_usage)
-        try:
-            return Parsed(command, bind(command, tokens[used:], text, events))
-        except UsageError as exc:
-            raise UsageError(exc.message, command.usage) from None
+            raise unterminated(tokens, text) or UsageError(self._unknown(tokens), self.help_usage)
+        return CommandText(command, text, tokens[used:])
 
     def unknown(self, path: tuple[str, ...]) -> UsageError:
         """The refusal of a command path no command has."""
