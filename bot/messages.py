@@ -21,7 +21,7 @@ class When:
 
 @dataclass(frozen=True)
 class RsvpChoice:
-    value: str
+    value: RsvpAnswer
     label: str
 
 

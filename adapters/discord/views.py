@@ -14,14 +14,17 @@ from typing import Any, Self
 import discord
 
 from bot.messages import RSVP_CHOICES, EventCard
-from bot.statuses import EventStatus
+from bot.statuses import EventStatus, RsvpAnswer
 
 PREFIX = "emcee:rsvp"
 TEMPLATE = re.compile(
     rf"{PREFIX}:(?P<event>[a-z0-9][a-z0-9-]{{0,63}}):(?P<choice>{'|'.join(c.value for c in RSVP_CHOICES)})"
 )
 LINK_LIMIT = 512  # characters in a link button's URL
-_STYLES = {"going": discord.ButtonStyle.success, "maybe": discord.ButtonStyle.primary}
+_STYLES: dict[str, discord.ButtonStyle] = {
+    RsvpAnswer.GOING: discord.ButtonStyle.success,
+    RsvpAnswer.MAYBE: discord.ButtonStyle.primary,
+}
 
 ClickHandler = Callable[[discord.Interaction, str, str], Awaitable[None]]
 

@@ -48,7 +48,7 @@ from bot.messages import (
     SpeakerLine,
     When,
 )
-from bot.statuses import EventStatus
+from bot.statuses import EventStatus, RsvpAnswer
 
 MAX_BLOCKS = 50
 MAX_SECTION_TEXT = 3000
@@ -178,7 +178,7 @@ def rsvp_buttons(card: EventCard) -> ActionsBlock:
                 text=choice.label,
                 action_id=rsvp_action_id(choice.value),
                 value=card.slug,
-                style="primary" if choice.value == "going" else None,
+                style="primary" if choice.value is RsvpAnswer.GOING else None,
             )
             for choice in card.choices
         ],
