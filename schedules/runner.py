@@ -283,6 +283,7 @@ class Runner:
             members=PostKind.DM in kinds,
         )
         planned = {post.key: post for post in plan(snapshots, self.rules, self.targets, now).posts}
+        latest = _latest_reminders(planned.values(), now)
         built: list[tuple[PlannedPost, Message | Skip]] = []
         for post in live:
             current = planned.get(post.key)
@@ -290,7 +291,7 @@ class Runner:
             if current is None or (current.item_id is not None and entry is None):
                 log.info("post %s is no longer planned; not sent", post.key)
                 continue
-            built.append((current, self._build(events[post.event_id], current, entry, now, planned.values())))
+            built.append((current, self._build(events[post.event_id], current, entry, now, latest)))
         # An item's post goes out once per target, even if the item moved after it went out.
         sent = await self.ledger.sent_slots({post.slot for post, _ in built if post.once_per_item}, session)
         wanted = [(post.key, [t for t in post.targets if (post.slot, t) not in sent]) for post, _ in built]
@@ -314,12 +315,14 @@ class Runner:
         return datetime.now(UTC) - self.clock.system_time(post.run_at) > LATE_AFTER
 
     def _build(
-        self, event: Event, post: PlannedPost, entry: AgendaEntry | None, now: datetime, planned: Iterable[PlannedPost]
+        self, event: Event, post: PlannedPost, entry: AgendaEntry | None, now: datetime, latest: dict[int, datetime]
     ) -> Message | Skip:
-        """The post's message: as planned when on time; when late, said from `now`, or a Skip if now moot."""
+        """The post's message: as planned when on time; when late, said from `now`, or a Skip if now moot.
+
+        `latest` is each event's latest reminder due by now (see _latest_reminders)."""
         if not self._late(post):
             return _message(event, post, entry)
-        reason = _moot(event, post, entry, now, planned)
+        reason = _moot(event, post, entry, now, latest)
         return Skip(reason) if reason else _message(event, post, entry, now)
 
     async def _deliver(
@@ -327,8 +330,8 @@ class Runner:
     ) -> None:
         try:
             if isinstance(message, Skip):
-                for target in claimed:
-                    await self.ledger.finish(post.key, target, DeliveryStatus.SKIPPED, error=message.reason)
+                skipped = DeliveryStatus.SKIPPED
+                await asyncio.gather(*(self.ledger.finish(post.key, t, skipped, error=message.reason) for t in claimed))
             elif claimed:
                 await self.outbox.send_claimed(post.key, claimed, message)
             if refused:
@@ -456,16 +459,22 @@ def _message(event: Event, post: PlannedPost, entry: AgendaEntry | None, late_at
     return compose.late_reminder(event, late_at, entry)
 
 
+def _latest_reminders(posts: Iterable[PlannedPost], now: datetime) -> dict[int, datetime]:
+    """When each event's latest reminder already due at `now` was due (an earlier one late is superseded)."""
+    latest: dict[int, datetime] = {}
+    for post in posts:
+        if post.kind is PostKind.REMINDER and post.run_at <= now:
+            latest[post.event_id] = max(post.run_at, latest.get(post.event_id, post.run_at))
+    return latest
+
+
 def _moot(
-    event: Event, post: PlannedPost, entry: AgendaEntry | None, now: datetime, planned: Iterable[PlannedPost]
+    event: Event, post: PlannedPost, entry: AgendaEntry | None, now: datetime, latest: dict[int, datetime]
 ) -> str | None:
     """Why a late post going out at `now` would no longer make sense (None: it still does)."""
     if post.kind in (PostKind.REMINDER, PostKind.DM) and event.starts_at <= now:
         return "the event has started"
-    if post.kind is PostKind.REMINDER and any(
-        other.kind is PostKind.REMINDER and other.event_id == post.event_id and post.run_at < other.run_at <= now
-        for other in planned
-    ):
+    if post.kind is PostKind.REMINDER and latest.get(post.event_id, post.run_at) > post.run_at:
         return "a later reminder is due"
     if entry is not None and post.kind is PostKind.UP_NEXT and entry.when.starts_at <= now:
         return "its item has begun"

@@ -170,3 +170,23 @@ async def test_an_up_next_taken_over_from_a_crashed_sender_after_its_item_began_
     assert [type(s.message) for s in adapter.sent] == [SpeakerIntro]
     row = await delivery_row(db, key, GENERAL)
     assert row is not None and row.status == DeliveryStatus.SKIPPED and row.error == "its item has begun"
+
+
+async def test_every_late_post_that_no_longer_makes_sense_is_recorded_as_skipped_with_its_reason(
+    db: Database, clock: FakeClock
+) -> None:
+    start = clock.now() + timedelta(hours=3)
+    event_id, (talk,) = await add_event(db, start, [(timedelta(0), "Consensus in practice", "talk")], ["ada"])
+    clock.set(start + timedelta(minutes=31))  # the 30-minute talk ended a minute ago; a long grace keeps all in it
+    adapter = await fire_at(db, clock, Rules(event_offsets=(), grace=timedelta(hours=2)))
+    assert [plaintext.render(s.message).split(" at ")[0] for s in adapter.sent] == [
+        "⏰ Tuesday talks started 31 minutes ago"
+    ]
+    outcome = {RUN_AT.sub("", key): (row.status, row.error) for (key, _), row in (await rows(db)).items()}
+    skipped = DeliveryStatus.SKIPPED
+    assert outcome == {
+        f"dm:{event_id}:rec:ada": (skipped, "the event has started"),
+        f"start:{event_id}": (DeliveryStatus.SENT, None),
+        f"next:{talk}": (skipped, "its item has begun"),
+        f"intro:{talk}": (skipped, "its item has ended"),
+    }
