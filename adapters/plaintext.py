@@ -11,6 +11,7 @@ from bot.formatting import (
     entry_line,
     format_clock,
     format_lead,
+    format_start,
     format_when,
     seats_line,
     speaker_label,
@@ -86,8 +87,7 @@ def _(reminder: Reminder) -> str:
             f"⏭ Up next {format_lead(reminder.lead)} at {reminder.title}: {entry.title}{who} "
             f"({format_clock(entry.when.starts_at, reminder.when.timezone)})"
         )
-    lead = format_lead(reminder.lead)
-    head = f"⏰ {reminder.title} is starting now" if lead == "now" else f"⏰ {reminder.title} starts {lead}"
+    head = f"⏰ {reminder.title} {format_start(reminder.lead)}"
     venue = f" at {reminder.venue}" if reminder.venue else ""
     return f"{head}{venue}: {format_when(reminder.when)}"
 

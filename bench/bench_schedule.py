@@ -31,7 +31,7 @@ from bot.invocation import Actor, ChannelRef, MessageRef
 from bot.messages import Message
 from bot.models import EventStatus, RsvpStatus
 from schedules.planner import PlannedPost, Rules, plan
-from schedules.runner import Prepared, Runner
+from schedules.runner import Prepared, Runner, Skip
 
 KINDS = ("welcome", "talk", "talk", "talk", "panel", "talk", "talk", "networking")  # 6 intros in 8 items
 CHANNEL = Target("bench", "announcements")
@@ -79,7 +79,9 @@ class TimedRunner(Runner):
         self.started.extend(time.time() - post.run_at.timestamp() for post in posts)
         return await super()._prepare(session, posts)
 
-    async def _deliver(self, post: PlannedPost, message: Message, claimed: list[Target], refused: list[Target]) -> None:
+    async def _deliver(
+        self, post: PlannedPost, message: Message | Skip, claimed: list[Target], refused: list[Target]
+    ) -> None:
         self.adapter.due[id(message)] = post.run_at.timestamp()
         await super()._deliver(post, message, claimed, refused)
         self.done.append(time.time() - post.run_at.timestamp())

@@ -10,7 +10,7 @@ import csv
 import io
 from collections import defaultdict
 from collections.abc import Sequence
-from datetime import UTC, timedelta
+from datetime import UTC, datetime, timedelta
 from urllib.parse import quote, urlencode
 
 import sqlalchemy as sa
@@ -148,6 +148,17 @@ async def agenda_card(session: AsyncSession, event: Event) -> AgendaCard:
 def reminder(event: Event, lead: timedelta, item: AgendaEntry | None = None) -> Reminder:
     """The event starts in `lead` (now, when zero), or with `item`: that agenda item is up next."""
     return Reminder(event.slug, event.title, when_of(event), event.venue, lead, item)
+
+
+def late_reminder(event: Event, sent_at: datetime, item: AgendaEntry | None = None) -> Reminder:
+    """A reminder sent late, at `sent_at`: its lead counts from then, negative once the event or item began.
+    A lead of a minute or more is rounded to whole minutes ("58 minutes", not "57 minutes 52 seconds"); the
+    platforms' own time markup beside it is exact."""
+    starts_at = event.starts_at if item is None else item.when.starts_at
+    lead = starts_at - sent_at
+    if abs(lead) >= timedelta(minutes=1):
+        lead = timedelta(minutes=round(lead / timedelta(minutes=1)))
+    return reminder(event, lead, item)
 
 
 def speaker_intro(event: Event, entry: AgendaEntry) -> SpeakerIntro:

@@ -10,6 +10,8 @@ from zoneinfo import ZoneInfo
 
 from bot.messages import AgendaEntry, AttendeeList, EventCard, SpeakerLine, When
 
+SECOND = timedelta(seconds=1)  # leads shorter than this are "now"
+
 
 def plural(count: int, noun: str, nouns: str = "") -> str:
     """'1 seat', '2 seats': a count with its noun in number; `nouns` when the plural is not noun + s."""
@@ -49,10 +51,17 @@ def format_when(when: When) -> str:
 
 
 def format_lead(lead: timedelta) -> str:
-    """How long until something, in words: 'in 1 day', 'in 1 hour 30 minutes', 'now'."""
-    if lead <= timedelta(0):
+    """How long until something, in words: 'in 1 day', 'in 1 hour 30 minutes', 'now' (under a second)."""
+    if lead < SECOND:
         return "now"
     return f"in {describe_duration(lead)}"
+
+
+def format_start(lead: timedelta) -> str:
+    """When something starts, `lead` from now: 'starts in 58 minutes', 'is starting now', 'started 2 minutes ago'."""
+    if lead <= -SECOND:
+        return f"started {describe_duration(-lead)} ago"
+    return "is starting now" if lead < SECOND else f"starts {format_lead(lead)}"
 
 
 def describe_duration(delta: timedelta) -> str:

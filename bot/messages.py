@@ -91,13 +91,13 @@ class SpeakerIntro:
 
 @dataclass(frozen=True)
 class Reminder:
-    """ "Starts in 1 hour", "starting now", or "up next" for an agenda item."""
+    """ "Starts in 1 hour", "starting now", "started 2 minutes ago", or "up next" for an agenda item."""
 
     slug: str
     title: str
     when: When
     venue: str
-    lead: timedelta
+    lead: timedelta  # from the send to the start of the event (or item); negative once it began
     item: AgendaEntry | None = None
 
 

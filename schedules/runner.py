@@ -5,7 +5,9 @@ startup and after every change to an event, adding, replacing and removing jobs 
 the planner's output. A firing job re-reads the event, checks that its post is still planned, builds
 the message from the current state and hands it to the outbox, whose ledger keeps each key to one
 send per target across restarts and replicas. Posts missed while the bot was down are sent late if
-they are within the grace window; older ones are recorded as skipped.
+they are within the grace window; older ones are recorded as skipped. A late post speaks from when it
+goes out ("starts in 58 minutes", "started 2 minutes ago"), and is recorded as skipped instead when
+that no longer makes sense (an "up next" whose item has begun).
 
 Run times follow the injected clock: a job fires when the clock reaches its run_at, at the system time
 the clock gives for it (with the system clock, that is simply run_at; a demo's fast clock gets there sooner).
@@ -18,7 +20,8 @@ import functools
 import inspect
 import logging
 from collections import defaultdict
-from collections.abc import Collection, Coroutine, Sequence
+from collections.abc import Collection, Coroutine, Iterable, Sequence
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -35,14 +38,22 @@ from bot.delivery import Outbox, Target
 from bot.effects import Effect, EventChanged, RemindersChanged, SeatsChanged
 from bot.messages import AgendaEntry, Message
 from bot.metrics import Metrics
-from bot.models import AgendaItem, Event, EventStatus, Rsvp, RsvpStatus
+from bot.models import AgendaItem, DeliveryStatus, Event, EventStatus, Rsvp, RsvpStatus
 from bot.timeparse import TimeParseError, parse_durations, stored_usable
 from schedules.planner import ITEM_POSTS, EventSnapshot, ItemSnapshot, Plan, PlannedPost, PostKind, Rules, plan
 
 log = logging.getLogger(__name__)
 
-# Posts ready to send: (post, message, targets claimed, targets someone else holds).
-Prepared = list[tuple[PlannedPost, Message, list[Target], list[Target]]]
+
+@dataclass(frozen=True)
+class Skip:
+    """A post that, going out late, would no longer make sense; its claimed targets are recorded as skipped."""
+
+    reason: str
+
+
+# Posts ready to send (or to record as skipped): (post, message, targets claimed, targets someone else holds).
+Prepared = list[tuple[PlannedPost, Message | Skip, list[Target], list[Target]]]
 
 LATE_AFTER = timedelta(seconds=1)  # a post sent this much later than its timer (system time) is logged as late
 LOOKBACK = timedelta(days=1)  # events that ended longer ago than this are not planned at all
@@ -272,14 +283,15 @@ class Runner:
             members=PostKind.DM in kinds,
         )
         planned = {post.key: post for post in plan(snapshots, self.rules, self.targets, now).posts}
-        built: list[tuple[PlannedPost, Message]] = []
+        latest = _latest_reminders(planned.values(), now)
+        built: list[tuple[PlannedPost, Message | Skip]] = []
         for post in live:
             current = planned.get(post.key)
-            message = None if current is None else _message(events[post.event_id], current, entries)
-            if current is None or message is None:
+            entry = None if current is None else _entry(current, entries)
+            if current is None or (current.item_id is not None and entry is None):
                 log.info("post %s is no longer planned; not sent", post.key)
                 continue
-            built.append((current, message))
+            built.append((current, self._build(events[post.event_id], current, entry, now, latest)))
         # An item's post goes out once per target, even if the item moved after it went out.
         sent = await self.ledger.sent_slots({post.slot for post, _ in built if post.once_per_item}, session)
         wanted = [(post.key, [t for t in post.targets if (post.slot, t) not in sent]) for post, _ in built]
@@ -288,16 +300,39 @@ class Runner:
         for (post, message), (_, targets) in zip(built, wanted, strict=True):
             mine = claimed[post.key]
             refused = [target for target in targets if target not in mine]
-            if mine and datetime.now(UTC) - self.clock.system_time(post.run_at) > LATE_AFTER:
+            if mine and isinstance(message, Skip):
+                log.warning("skipping post %s: %s", post.key, message.reason)
+            elif mine and self._late(post):
                 late = now - post.run_at
                 log.warning("post %s is late: due %s ago, within the %s grace", post.key, late, self.rules.grace)
             if mine or refused:
                 ready.append((post, message, mine, refused))
         return ready
 
-    async def _deliver(self, post: PlannedPost, message: Message, claimed: list[Target], refused: list[Target]) -> None:
+    def _late(self, post: PlannedPost) -> bool:
+        """Whether the post goes out later than its timer allows (on the system's clock, so a fast clock's
+        jitter is not lateness)."""
+        return datetime.now(UTC) - self.clock.system_time(post.run_at) > LATE_AFTER
+
+    def _build(
+        self, event: Event, post: PlannedPost, entry: AgendaEntry | None, now: datetime, latest: dict[int, datetime]
+    ) -> Message | Skip:
+        """The post's message: as planned when on time; when late, said from `now`, or a Skip if now moot.
+
+        `latest` is each event's latest reminder due by now (see _latest_reminders)."""
+        if not self._late(post):
+            return _message(event, post, entry)
+        reason = _moot(event, post, entry, now, latest)
+        return Skip(reason) if reason else _message(event, post, entry, now)
+
+    async def _deliver(
+        self, post: PlannedPost, message: Message | Skip, claimed: list[Target], refused: list[Target]
+    ) -> None:
         try:
-            if claimed:
+            if isinstance(message, Skip):
+                skipped = DeliveryStatus.SKIPPED
+                await asyncio.gather(*(self.ledger.finish(post.key, t, skipped, error=message.reason) for t in claimed))
+            elif claimed:
                 await self.outbox.send_claimed(post.key, claimed, message)
             if refused:
                 await self._after_lease(post)
@@ -411,13 +446,39 @@ def _offsets(event: Event) -> tuple[timedelta, ...] | None:
         return None
 
 
-def _message(event: Event, post: PlannedPost, entries: dict[int, dict[int, AgendaEntry]]) -> Message | None:
-    """The post's message, from the event and its agenda entries as they are now (None: the item is gone)."""
-    if post.kind in (PostKind.REMINDER, PostKind.STARTING, PostKind.DM):
-        return compose.reminder(event, post.lead)
-    entry = entries.get(post.event_id, {}).get(post.item_id or 0)
-    if entry is None:
-        return None
-    if post.kind is PostKind.INTRO:
+def _entry(post: PlannedPost, entries: dict[int, dict[int, AgendaEntry]]) -> AgendaEntry | None:
+    """The agenda entry an item's post is about, as it is now (None: not an item's post, or the item is gone)."""
+    return None if post.item_id is None else entries.get(post.event_id, {}).get(post.item_id)
+
+
+def _message(event: Event, post: PlannedPost, entry: AgendaEntry | None, late_at: datetime | None = None) -> Message:
+    """The post's message from the event and its agenda entry as they are now; sent late, it speaks from `late_at`."""
+    if post.kind is PostKind.INTRO and entry is not None:
         return compose.speaker_intro(event, entry)
-    return compose.reminder(event, post.lead, entry)
+    if late_at is None:
+        return compose.reminder(event, post.lead, entry)
+    return compose.late_reminder(event, late_at, entry)
+
+
+def _latest_reminders(posts: Iterable[PlannedPost], now: datetime) -> dict[int, datetime]:
+    """When each event's latest reminder already due at `now` was due (an earlier one late is superseded)."""
+    latest: dict[int, datetime] = {}
+    for post in posts:
+        if post.kind is PostKind.REMINDER and post.run_at <= now:
+            latest[post.event_id] = max(post.run_at, latest.get(post.event_id, post.run_at))
+    return latest
+
+
+def _moot(
+    event: Event, post: PlannedPost, entry: AgendaEntry | None, now: datetime, latest: dict[int, datetime]
+) -> str | None:
+    """Why a late post going out at `now` would no longer make sense (None: it still does)."""
+    if post.kind in (PostKind.REMINDER, PostKind.DM) and event.starts_at <= now:
+        return "the event has started"
+    if post.kind is PostKind.REMINDER and latest.get(post.event_id, post.run_at) > post.run_at:
+        return "a later reminder is due"
+    if entry is not None and post.kind is PostKind.UP_NEXT and entry.when.starts_at <= now:
+        return "its item has begun"
+    if entry is not None and post.kind is PostKind.INTRO and entry.when.ends_at <= now:
+        return "its item has ended"
+    return None

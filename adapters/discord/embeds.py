@@ -22,6 +22,7 @@ from bot.formatting import (
     attendee_totals,
     format_lead,
     format_moment,
+    format_start,
     format_when,
     plural,
     seats_line,
@@ -251,15 +252,14 @@ def _(intro: SpeakerIntro) -> list[Page]:
 
 @render.register
 def _(reminder: Reminder) -> list[Page]:
-    lead = format_lead(reminder.lead)
     venue = f"📍 {escape_markdown(reminder.venue)}" if reminder.venue else ""
     if reminder.item is not None:
         entry = reminder.item
-        title = f"⏭ Up next {lead} at {reminder.title}: {entry.title}"
+        title = f"⏭ Up next {format_lead(reminder.lead)} at {reminder.title}: {entry.title}"
         lines = [f"{span(entry.when)} ({format_dt(entry.when.starts_at, 'R')})"]
         lines += [mention(speaker) for speaker in entry.speakers]
     else:
-        title = f"⏰ {reminder.title} is starting now" if lead == "now" else f"⏰ {reminder.title} starts {lead}"
+        title = f"⏰ {reminder.title} {format_start(reminder.lead)}"
         lines = [moment(reminder.when.starts_at)]
     if venue:
         lines.append(venue)

@@ -306,9 +306,9 @@ def _(intro: SpeakerIntro, room: int) -> list[Block]:
 
 @blocks_for.register
 def _(reminder: Reminder, room: int) -> list[Block]:
-    lead = formatting.format_lead(reminder.lead)
     zone = reminder.when.timezone
     if reminder.item is not None:
+        lead = formatting.format_lead(reminder.lead)
         entry = reminder.item
         names = ", ".join(speaker.name for speaker in entry.speakers)
         who = f" with {name_text(names)}" if names else ""
@@ -317,8 +317,10 @@ def _(reminder: Reminder, room: int) -> list[Block]:
             f"({clock_text(entry.when.starts_at, zone)})"
         )
         return [section(text)] if room > 0 else []
-    head = "is starting now" if lead == "now" else f"starts {lead}"
-    lines = [f"⏰ *{name_text(reminder.title)}* {head}", f"*When:* {when_text(reminder.when)}"]
+    lines = [
+        f"⏰ *{name_text(reminder.title)}* {formatting.format_start(reminder.lead)}",
+        f"*When:* {when_text(reminder.when)}",
+    ]
     if reminder.venue:
         lines.append(f"*Where:* {name_text(reminder.venue)}")
     return [section("\n".join(lines))] if room > 0 else []
