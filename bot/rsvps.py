@@ -4,18 +4,23 @@ Seats are taken with one conditional UPDATE on the event row (seats_taken + n <=
 processes can never both take the last seat: SQLite serialises writers, and PostgreSQL re-checks
 the WHERE clause after waiting on the row lock. Promotions run in the same transaction as the
 cancellation that freed the seats.
+
+Each RSVP is decided holding the event row's lock (see `lock_event`), so the waitlist is joined one
+party at a time: a party's place is chosen, and its position counted, after every earlier RSVP
+committed, and the position told is its place in the final queue.
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterable
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 
 import sqlalchemy as sa
 from sqlmodel import col, select, update
 from sqlmodel.ext.asyncio.session import AsyncSession
 
+from bot.clock import Clock
 from bot.effects import Effect, MemberPromoted
 from bot.invocation import Actor
 from bot.models import Event, Rsvp, RsvpStatus
@@ -106,6 +111,27 @@ async def promote_waitlist(session: AsyncSession, event_id: int) -> tuple[Rsvp, 
     return tuple(promoted)
 
 
+async def lock_event(session: AsyncSession, event_id: int) -> None:
+    """Wait until no other transaction is deciding an RSVP to this event.
+
+    PostgreSQL: SELECT … FOR UPDATE, held to the commit; every later statement then sees what the
+    previous holder committed. SQLite renders no FOR UPDATE: BEGIN IMMEDIATE already made this
+    transaction the only writer.
+    """
+    await session.exec(select(Event.id).where(Event.id == event_id).with_for_update())
+
+
+async def queue_time(session: AsyncSession, event_id: int, now: datetime) -> datetime:
+    """When a party joins the end of the waitlist: `now`, or just after the last waiting party when
+    that one's clock ran ahead (another process, another host), so the queue keeps the joining order."""
+    last = (
+        await session.exec(
+            select(sa.func.max(Rsvp.queued_at)).where(Rsvp.event_id == event_id, Rsvp.status == RsvpStatus.WAITLISTED)
+        )
+    ).one()
+    return now if last is None or last < now else last + timedelta(microseconds=1)
+
+
 async def waitlist_position(session: AsyncSession, rsvp: Rsvp) -> int:
     ahead = await session.exec(
         select(sa.func.count())
@@ -122,10 +148,12 @@ async def waitlist_position(session: AsyncSession, rsvp: Rsvp) -> int:
 
 
 async def set_rsvp(
-    session: AsyncSession, event: Event, member: Actor, wanted: RsvpStatus, guests: int, now: datetime
+    session: AsyncSession, event: Event, member: Actor, wanted: RsvpStatus, guests: int, clock: Clock
 ) -> RsvpOutcome:
     """Record `member`'s answer. `wanted` is GOING, MAYBE or DECLINED; GOING may end up WAITLISTED."""
     assert event.id is not None
+    await lock_event(session, event.id)
+    now = clock.now()  # read holding the lock, so a later time means a later decision
     rsvp = (
         await session.exec(
             select(Rsvp).where(
@@ -190,5 +218,5 @@ async def _apply(
     if await take_seats(session, event_id, 1 + guests):
         rsvp.status = RsvpStatus.GOING
     else:
-        rsvp.status, rsvp.queued_at = RsvpStatus.WAITLISTED, now
+        rsvp.status, rsvp.queued_at = RsvpStatus.WAITLISTED, await queue_time(session, event_id, now)
     return False

@@ -33,7 +33,7 @@ async def rsvp(ctx: Context, args: dict[str, Any]) -> Outcome:
     if event.ends_at <= ctx.clock.now():
         raise UsageError(f"{event.title} is over; RSVPs are closed")
     wanted = RsvpAnswer(args.get("status", RsvpAnswer.GOING)).status
-    result = await set_rsvp(ctx.session, event, ctx.actor, wanted, guests, ctx.clock.now())
+    result = await set_rsvp(ctx.session, event, ctx.actor, wanted, guests, ctx.clock)
     if result.kept_previous:  # a refusal: raising rolls back everything set_rsvp touched
         left = 0 if event.capacity is None else event.capacity - event.seats_taken
         raise UsageError(f"Only {plural(left, 'seat')} left at {event.title}, so your RSVP is unchanged.")
