@@ -111,14 +111,16 @@ async def promote_waitlist(session: AsyncSession, event_id: int) -> tuple[Rsvp, 
     return tuple(promoted)
 
 
-async def lock_event(session: AsyncSession, event_id: int) -> None:
-    """Wait until no other transaction is deciding an RSVP to this event.
+async def lock_event(session: AsyncSession, event: Event) -> None:
+    """Wait until no other transaction is deciding an RSVP to this event, then reload the event as the
+    previous holder left it (its seats taken, for the answer).
 
     PostgreSQL: SELECT … FOR UPDATE, held to the commit; every later statement then sees what the
     previous holder committed. SQLite renders no FOR UPDATE: BEGIN IMMEDIATE already made this
     transaction the only writer.
     """
-    await session.exec(select(Event.id).where(Event.id == event_id).with_for_update())
+    query = select(Event).where(Event.id == event.id).with_for_update().execution_options(populate_existing=True)
+    await session.exec(query)
 
 
 async def queue_time(session: AsyncSession, event_id: int, now: datetime) -> datetime:
@@ -152,7 +154,7 @@ async def set_rsvp(
 ) -> RsvpOutcome:
     """Record `member`'s answer. `wanted` is GOING, MAYBE or DECLINED; GOING may end up WAITLISTED."""
     assert event.id is not None
-    await lock_event(session, event.id)
+    await lock_event(session, event)
     now = clock.now()  # read holding the lock, so a later time means a later decision
     rsvp = (
         await session.exec(
