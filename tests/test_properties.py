@@ -16,6 +16,7 @@ import sqlite3
 from collections.abc import AsyncIterator, Awaitable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
+from functools import cache
 from pathlib import Path
 from typing import Any
 
@@ -129,7 +130,7 @@ class World:
         if not reply.ok:
             assert self.state == before, f"a refusal wrote to the database: {reply.text}"
         if self.state != before:
-            await check_state(self, changed(before, self.state))
+            await check_state(self, before)
         return reply
 
 
@@ -139,7 +140,7 @@ def changed(before: Rows, after: Rows) -> set[str]:
 
 def rows_of(state: Rows, table: str) -> list[dict[str, Any]]:
     keys = [column.key for column in SQLModel.metadata.tables[table].columns]
-    return [dict(zip(keys, row, strict=True)) for row in state[table]]
+    return [dict(zip(keys, row, strict=True)) for row in state.get(table, [])]
 
 
 async def restore(db: Database, seed: Rows, state: Rows) -> None:
@@ -157,29 +158,52 @@ async def restore(db: Database, seed: Rows, state: Rows) -> None:
                 await connection.execute(table.insert(), rows_of(seed, table.name))
 
 
-async def check_state(world: World, tables: set[str]) -> None:
-    """Seats within capacity and counted right, a contiguous waitlist, and posts planned in range."""
+async def check_state(world: World, before: Rows) -> None:
+    """Seats within capacity and counted right, a contiguous waitlist, and posts planned in range: each
+    checked where the command changed what it depends on."""
     events = rows_of(world.state, "event")
     rsvps = rows_of(world.state, "rsvp")
     for event in events:
         going = sum(1 + r["guests"] for r in rsvps if r["event_id"] == event["id"] and r["status"] == RsvpStatus.GOING)
         assert going == event["seats_taken"], f"{event['slug']}: seats_taken {event['seats_taken']}, going {going}"
         assert event["capacity"] is None or going <= event["capacity"], f"{event['slug']}: {going} seats taken"
-    if "rsvp" in tables:
-        await check_waitlists(world)
-    if tables & {"event", "agenda_item", "rsvp"}:
+    if queues := waiting_changed(before, world.state):
+        await check_waitlists(world, queues)
+    if changed(before, world.state) & {"event", "agenda_item"} or reminders_changed(before, world.state):
         await check_plan(world)
 
 
-async def check_waitlists(world: World) -> dict[int, list[str]]:
-    """Each event's waiting members in queue order (queued_at); their positions must be 1..n in that order."""
+def waiting(state: Rows) -> set[tuple[int, str, str]]:
+    return {
+        (r["event_id"], r["platform"], r["user_id"])
+        for r in rows_of(state, "rsvp")
+        if r["status"] == RsvpStatus.WAITLISTED
+    }
+
+
+def waiting_changed(before: Rows, after: Rows) -> set[int]:
+    """The events whose waitlist someone joined or left."""
+    return {event_id for event_id, _, _ in waiting(before) ^ waiting(after)}
+
+
+def reminders_changed(before: Rows, after: Rows) -> bool:
+    """Whether the members who get DM reminders changed (the planner plans a DM for each)."""
+
+    def opted_in(state: Rows) -> set[tuple[Any, ...]]:
+        return {(r["event_id"], r["user_id"], r["status"]) for r in rows_of(state, "rsvp") if r["dm_reminders"]}
+
+    return opted_in(before) != opted_in(after)
+
+
+async def check_waitlists(world: World, event_ids: set[int] | None = None) -> dict[int, list[str]]:
+    """Waiting members in queue order (queued_at), per event (all, or `event_ids`); their positions must be
+    1..n in that order."""
     queues: dict[int, list[str]] = {}
+    query = select(Rsvp).where(Rsvp.status == RsvpStatus.WAITLISTED).order_by(col(Rsvp.queued_at), col(Rsvp.id))
+    if event_ids is not None:
+        query = query.where(col(Rsvp.event_id).in_(event_ids))
     async with world.db.session() as session:
-        waiting = (
-            await session.exec(
-                select(Rsvp).where(Rsvp.status == RsvpStatus.WAITLISTED).order_by(col(Rsvp.queued_at), col(Rsvp.id))
-            )
-        ).all()
+        waiting = (await session.exec(query)).all()
         for event_id in dict.fromkeys(rsvp.event_id for rsvp in waiting):
             queue = [rsvp for rsvp in waiting if rsvp.event_id == event_id]
             positions = [await waitlist_position(session, rsvp) for rsvp in queue]
@@ -225,7 +249,7 @@ async def world(engine: Engine) -> AsyncIterator[World]:
     watcher = sqlite3.connect(make_url(engine.db.url).database or "", isolation_level=None)
     world = World(engine, runner, watcher, start=engine.clock.now())
     world.seed = world.state = await snapshot(engine.db)
-    await check_state(world, set(world.seed))
+    await check_state(world, {})
     yield world
     watcher.close()
 
@@ -338,6 +362,7 @@ CHOICE_JUNK = st.sampled_from(["GOING", "Maybe", "yes", "on ", "talks", ""])
 SOMETIMES = st.sampled_from([True, False, False])  # whether an optional argument is given
 
 
+@cache  # building a strategy costs more than drawing from it
 def value_for(arg: Arg) -> st.SearchStrategy[str]:
     """A plausible value for `arg`, built from its kind and choices, or a hostile token."""
     by_kind: dict[ArgKind, st.SearchStrategy[str]] = {
@@ -496,7 +521,9 @@ async def test_any_rsvp_sequence_by_many_members_keeps_seats_and_a_fifo_waitlist
         joined = waiting - set(queue)
         assert joined <= {actor.user_id}, f"{joined} joined the waitlist without asking"
         queue = [user for user in queue if user in waiting] + sorted(joined)
-        assert (await check_waitlists(world)).get(event_id, []) == queue, "the waitlist left first-come order"
+        assert (await check_waitlists(world, {event_id})).get(event_id, []) == queue, (
+            "the waitlist left first-come order"
+        )
         told = TOLD_POSITION.search(reply.text)
         if told:
             assert int(told.group(1)) == queue.index(actor.user_id) + 1, reply.text
