@@ -295,12 +295,21 @@ class Outbox:
     async def deliver(self, key: str, target: Target, build: Callable[[], Awaitable[Message]]) -> MessageRef | None:
         return (await self.fan_out(key, [target], build)).sent.get(target)
 
-    async def fan_out(
+    def fan_out(
         self, key: str, targets: Sequence[Target], build: Callable[[], Awaitable[Message]] | Message
-    ) -> FanOut:
-        """Send `key` to every target that this caller can claim. `build` runs once, only if something was claimed."""
-        # Places in each target's queue are taken now: the order of calls is the order of sends.
+    ) -> asyncio.Task[FanOut]:
+        """Send `key` to every target that this caller can claim. `build` runs once, only if something was claimed.
+
+        The post takes its place in each target's queue before this returns, so posts handed over one after
+        another reach each target in that order, while each target's queue moves at its own pace.
+        """
         turns = {target: self._queue(target) for target in targets}
+        return asyncio.create_task(self._fan_out(key, turns, build))
+
+    async def _fan_out(
+        self, key: str, turns: dict[Target, _Turn], build: Callable[[], Awaitable[Message]] | Message
+    ) -> FanOut:
+        targets = list(turns)
         result = FanOut({}, [])
         try:
             claimed = await self.ledger.claim_many(key, targets)

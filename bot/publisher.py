@@ -20,7 +20,7 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 from bot import compose
 from bot.clock import Clock
 from bot.db import Database
-from bot.delivery import Ledger, Outbox, Target
+from bot.delivery import FanOut, Ledger, Outbox, Target
 from bot.effects import (
     AgendaChanged,
     CardPosted,
@@ -137,12 +137,36 @@ class Publisher:
         return [Target(platform, ref.channel_id) for platform, refs in self.channels.items() for ref in refs]
 
     async def post_card(self, event_id: int, text: str = "") -> None:
-        """Post the event card and its agenda to every announce channel (a new post each time)."""
+        """Post the event card and its agenda to every announce channel (a new post each time).
+
+        All posts are handed to the outbox at once, in order: each channel gets the words, the card and the
+        agenda in that order, at its own pace, so a slow channel holds up no other.
+        """
         post = uuid.uuid4().hex
-        if text:
-            await self.broadcast(f"announce:{event_id}:{post}", lambda: _const(Notice(text)))
-        await self.broadcast(card_key(event_id) + post, lambda: self._card(event_id))
-        await self.broadcast(agenda_key(event_id) + post, lambda: self._agenda(event_id))
+        targets = self.targets()
+        card, agenda = await self._card(event_id), await self._agenda(event_id)
+        announced = [self.outbox.fan_out(f"announce:{event_id}:{post}", targets, Notice(text))] if text else []
+        cards = self.outbox.fan_out(card_key(event_id) + post, targets, card)
+        agendas = self.outbox.fan_out(agenda_key(event_id) + post, targets, agenda)
+        await asyncio.gather(
+            *announced,
+            self._catch_up(cards, card, card_key(event_id), self._card, event_id),
+            self._catch_up(agendas, agenda, agenda_key(event_id), self._agenda, event_id),
+        )
+
+    async def _catch_up(
+        self,
+        sending: Awaitable[FanOut],
+        sent: Message,
+        prefix: str,
+        build: Callable[[int], Awaitable[Message]],
+        event_id: int,
+    ) -> None:
+        """Once `sent` has reached every channel, bring it up to date if the event changed meanwhile: an edit
+        made while it was still on its way to a slow channel reached only the channels that had it."""
+        await sending
+        if await build(event_id) != sent:
+            await self.refresh(prefix, build, event_id)
 
     async def refresh(self, prefix: str, build: Callable[[int], Awaitable[Message]], event_id: int) -> None:
         """Edit every message posted under `prefix` to show the event's current state (throttled per prefix)."""

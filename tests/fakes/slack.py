@@ -93,6 +93,7 @@ class FakeSlack:
         # Channels that conversations.info knows, by id: whether the bot is a member.
         self.channels: dict[str, bool] = {}
         self._faults: dict[str, deque[_Fault]] = {}
+        self._slow_channels: dict[str, tuple[float, int]] = {}  # channel: (rate limited until, Retry-After)
         self._dm_channels: dict[str, str] = {}
         self._ts = itertools.count(_FIRST_TS_MICROS, 100)
         self._sockets: list[web.WebSocketResponse] = []
@@ -165,6 +166,13 @@ class FakeSlack:
         """Answer the next `times` calls to `method` with HTTP 429, ``Retry-After`` and ``ratelimited``."""
         self._faults.setdefault(method, deque()).extend([_Fault("ratelimited", 429, retry_after)] * times)
 
+    def rate_limit_channel(self, channel: str, seconds: float, retry_after: int) -> None:
+        """Answer every chat.postMessage to `channel` for the next `seconds` with HTTP 429 and ``ratelimited``.
+
+        Slack limits posting per channel, so the other channels go on posting meanwhile.
+        """
+        self._slow_channels[channel] = (time.monotonic() + seconds, retry_after)
+
     def response_url(self, name: str) -> str:
         """A response_url on the fake; what is POSTed to it lands in `responses` under `name`."""
         return f"{self.url}/respond/{name}"
@@ -222,8 +230,8 @@ class FakeSlack:
         self._activity.set()
 
         faults = self._faults.get(method)
-        if faults:
-            fault = faults.popleft()
+        fault = self._channel_rate_limit(method, params) or (faults.popleft() if faults else None)
+        if fault is not None:
             headers = {} if fault.retry_after is None else {"Retry-After": str(fault.retry_after)}
             return _json({"ok": False, "error": fault.error}, status=fault.status, headers=headers)
         answer = self._methods.get(method)
@@ -232,6 +240,12 @@ class FakeSlack:
         if token is None:
             return _json({"ok": False, "error": "not_authed"})
         return _json(answer(params, token))
+
+    def _channel_rate_limit(self, method: str, params: dict[str, Any]) -> _Fault | None:
+        until, retry_after = self._slow_channels.get(params.get("channel", ""), (0.0, 0))
+        if method != "chat.postMessage" or time.monotonic() >= until:
+            return None
+        return _Fault("ratelimited", 429, retry_after)
 
     async def _response_url(self, request: web.Request) -> web.Response:
         self.responses.append(ResponseUrlPost(request.match_info["name"], await request.json()))
