@@ -230,7 +230,8 @@ class Ledger:
     async def skip_many(
         self, posts: Iterable[tuple[str, Target]], reason: str, session: AsyncSession | None = None
     ) -> None:
-        """Record each (key, target) as skipped unless it already has a row (sent, claimed, ...)."""
+        """Record each (key, target) as skipped unless it already has a row (sent, claimed, ...); a claim whose
+        lease lapsed (its sender died) is closed as skipped too."""
         now = self.clock.now()
         rows = [
             {
@@ -251,6 +252,13 @@ class Ledger:
                     self._insert()
                     .values(rows[start : start + _CHUNK])
                     .on_conflict_do_nothing(index_elements=["key", "target"])
+                )
+                pairs = [(row["key"], row["target"]) for row in rows[start : start + _CHUNK]]
+                await session.exec(
+                    update(Delivery)
+                    .where(sa.tuple_(col(Delivery.key), col(Delivery.target)).in_(pairs))
+                    .where(*_lapsed(now))
+                    .values(status=DeliveryStatus.SKIPPED, error=reason, lease_until=None, updated_at=now)
                 )
 
     async def settled(self, keys: Collection[str]) -> set[tuple[str, str]]:

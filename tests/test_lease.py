@@ -1,5 +1,5 @@
 """Invariant 3, the claim's lease: a live sender keeps its claim however slow its send; a dead one's claim
-is taken over within 15 seconds."""
+is taken over within 15 seconds; a claim missed beyond the grace window is closed as skipped."""
 
 from __future__ import annotations
 
@@ -8,6 +8,7 @@ from datetime import datetime, timedelta
 
 from ledger_rows import delivery_row
 from test_delivery import RecordingAdapter, const
+from test_runner import GENERAL, add_event, make_runner
 
 from bot.clock import FakeClock
 from bot.db import Database
@@ -15,6 +16,7 @@ from bot.delivery import Ledger, Outbox, Target
 from bot.invocation import ChannelRef, MessageRef
 from bot.messages import Message
 from bot.models import DeliveryStatus
+from schedules.planner import Rules
 
 A = Target("rec", "general")
 SHORT = timedelta(milliseconds=300)  # a lease short enough that a test sees its heartbeats in real time
@@ -110,3 +112,22 @@ async def test_a_claim_with_no_live_sender_is_taken_over_once_15_seconds_pass_an
     assert await other.claim_many("k", [A]) == [A]
     row = await delivery_row(db, "k", A)
     assert row is not None and row.attempts == 2
+
+
+async def test_a_claim_expired_beyond_the_grace_window_is_closed_as_skipped(db: Database, clock: FakeClock) -> None:
+    start = clock.now() + timedelta(hours=2)
+    event_id, _ = await add_event(db, start)
+    post = f"start:{event_id}:{start.isoformat()}"
+    clock.set(start)
+    assert await Ledger(db, clock).claim_many(post, [GENERAL]) == [GENERAL]  # the sender died before sending
+    rules = Rules(event_offsets=())
+    clock.set(start + rules.grace + timedelta(minutes=1))
+    adapter = RecordingAdapter()
+    runner = make_runner(db, clock, adapter, rules)
+    await runner.start()
+    await runner.settle()
+    await runner.stop()
+    row = await delivery_row(db, post, GENERAL)
+    assert adapter.sent == []
+    assert row is not None and row.status == DeliveryStatus.SKIPPED and row.lease_until is None
+    assert "grace" in (row.error or "")
