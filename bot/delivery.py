@@ -2,10 +2,13 @@
 
 Sending is claim, send, mark sent. The claim is a row insert guarded by the unique (key, target)
 constraint, so two processes cannot both claim; a claim whose lease expired (the sender crashed
-mid-send) may be claimed again. The outbox sends what was claimed: across targets concurrently, to
-one target in the order the posts were handed to it, retrying failed sends with backoff and waiting
-out the Retry-After of a rate limit (an adapter's SendError says which failures are worth a retry and
-how long to wait), then marking the row sent (with the message ref that later edits use) or failed.
+mid-send) may be claimed again. The lease is short (15 s): while a send is in progress its sender
+renews it (a heartbeat every third of the lease), so a slow live sender keeps its claim and a dead
+one's claim lapses within a lease of its last heartbeat. The outbox sends what was claimed: across
+targets concurrently, to one target in the order the posts were handed to it, retrying failed sends
+with backoff and waiting out the Retry-After of a rate limit (an adapter's SendError says which
+failures are worth a retry and how long to wait), then marking the row sent (with the message ref
+that later edits use) or failed.
 """
 
 from __future__ import annotations
@@ -15,7 +18,7 @@ import logging
 from collections.abc import AsyncIterator, Awaitable, Callable, Collection, Iterable, Mapping, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import sqlalchemy as sa
@@ -32,7 +35,8 @@ from bot.ports import Adapter, SendError
 
 log = logging.getLogger(__name__)
 
-DEFAULT_LEASE = timedelta(minutes=2)
+DEFAULT_LEASE = timedelta(seconds=15)
+HEARTBEATS_PER_LEASE = 3  # a claim's lease is renewed this often per lease while its send is in progress
 FINAL = (DeliveryStatus.SENT, DeliveryStatus.FAILED, DeliveryStatus.SKIPPED)
 _CHUNK = 500  # keys per IN (...) query
 
@@ -65,7 +69,8 @@ class RetryPolicy:
 class Ledger:
     """The delivery table. Claims and slot checks can join the caller's transaction (`session`); finishes
     that arrive together are written in one transaction (a group commit), which keeps a burst of
-    posts from queueing behind one commit each."""
+    posts from queueing behind one commit each. An unfinished row's updated_at is when it was claimed:
+    renewals move only its lease, so the age of a stuck claim shows."""
 
     def __init__(self, db: Database, clock: Clock, lease: timedelta = DEFAULT_LEASE) -> None:
         self.db = db
@@ -126,7 +131,7 @@ class Ledger:
                 reclaimed = await session.exec(
                     update(Delivery)
                     .where(sa.tuple_(col(Delivery.key), col(Delivery.target)).in_(rest[start : start + _CHUNK]))
-                    .where(col(Delivery.status) == DeliveryStatus.CLAIMED, col(Delivery.lease_until) < now)
+                    .where(*_lapsed(now))
                     .values(attempts=col(Delivery.attempts) + 1, lease_until=lease_until, updated_at=now)
                     .returning(col(Delivery.key), col(Delivery.target))
                 )
@@ -135,14 +140,51 @@ class Ledger:
 
     async def renew(self, key: str, target: Target, wait: timedelta) -> None:
         """Count another attempt and keep the lease beyond the coming wait, so no one else re-claims it."""
-        now = self.clock.now()
         async with self.db.session() as session:
             await session.exec(
-                update(Delivery)
-                .where(col(Delivery.key) == key, col(Delivery.target) == target.encode())
-                .where(col(Delivery.status) == DeliveryStatus.CLAIMED)
-                .values(attempts=col(Delivery.attempts) + 1, lease_until=now + wait + self.lease, updated_at=now)
+                self._unfinished(key, target).values(
+                    attempts=col(Delivery.attempts) + 1, lease_until=self.clock.now() + wait + self.lease
+                )
             )
+
+    @asynccontextmanager
+    async def holding(self, key: str, target: Target) -> AsyncIterator[None]:
+        """Renew the claim's lease every third of a lease while the body (a send) runs."""
+        beats = asyncio.create_task(self._heartbeats(key, target))
+        try:
+            yield
+        finally:
+            beats.cancel()
+            await asyncio.gather(beats, return_exceptions=True)
+
+    async def _heartbeats(self, key: str, target: Target) -> None:
+        while True:
+            await asyncio.sleep(self._seconds_until(self.clock.now() + self.lease / HEARTBEATS_PER_LEASE))
+            try:
+                await self._extend(key, target)
+            except Exception as exc:  # the next beat may get through; the lease has two more beats' slack
+                log.warning("renewing the claim on %s to %s failed: %s", key, target.encode(), exc)
+
+    def _seconds_until(self, moment: datetime) -> float:
+        """Seconds of real time until the clock reads `moment` (a fast clock gets there sooner)."""
+        return max((self.clock.system_time(moment) - datetime.now(UTC)).total_seconds(), 0.0)
+
+    async def _extend(self, key: str, target: Target) -> None:
+        """Move the claim's lease to one lease from now (never shortening it, e.g. below a Retry-After wait)."""
+        until = self.clock.now() + self.lease
+        async with self.db.session() as session:
+            await session.exec(
+                self._unfinished(key, target).where(col(Delivery.lease_until) < until).values(lease_until=until)
+            )
+
+    @staticmethod
+    def _unfinished(key: str, target: Target) -> Any:
+        """UPDATE of the (key, target) row while it is still claimed (a finished row is never touched again)."""
+        return (
+            update(Delivery)
+            .where(col(Delivery.key) == key, col(Delivery.target) == target.encode())
+            .where(col(Delivery.status) == DeliveryStatus.CLAIMED)
+        )
 
     async def finish(
         self, key: str, target: Target, status: DeliveryStatus, ref: MessageRef | None = None, error: str | None = None
@@ -188,7 +230,8 @@ class Ledger:
     async def skip_many(
         self, posts: Iterable[tuple[str, Target]], reason: str, session: AsyncSession | None = None
     ) -> None:
-        """Record each (key, target) as skipped unless it already has a row (sent, claimed, ...)."""
+        """Record each (key, target) as skipped unless it already has a row (sent, claimed, ...); a claim whose
+        lease lapsed (its sender died) is closed as skipped too."""
         now = self.clock.now()
         rows = [
             {
@@ -209,6 +252,13 @@ class Ledger:
                     self._insert()
                     .values(rows[start : start + _CHUNK])
                     .on_conflict_do_nothing(index_elements=["key", "target"])
+                )
+                pairs = [(row["key"], row["target"]) for row in rows[start : start + _CHUNK]]
+                await session.exec(
+                    update(Delivery)
+                    .where(sa.tuple_(col(Delivery.key), col(Delivery.target)).in_(pairs))
+                    .where(*_lapsed(now))
+                    .values(status=DeliveryStatus.SKIPPED, error=reason, lease_until=None, updated_at=now)
                 )
 
     async def settled(self, keys: Collection[str]) -> set[tuple[str, str]]:
@@ -374,10 +424,17 @@ class Outbox:
         return ref
 
     async def _attempts(self, key: str, target: Target, message: Message) -> tuple[MessageRef | None, str]:
-        """Send, retrying with backoff (or after the reported Retry-After); the ref, or None and the last error."""
+        """Send, retrying with backoff (or after the reported Retry-After), renewing the claim's lease throughout;
+        the ref, or None and the last error."""
         adapter = self.adapters.get(target.platform)
         if adapter is None:
             return None, f"no {target.platform} adapter"
+        async with self.ledger.holding(key, target):
+            return await self._retrying(adapter, key, target, message)
+
+    async def _retrying(
+        self, adapter: Adapter, key: str, target: Target, message: Message
+    ) -> tuple[MessageRef | None, str]:
         delays = self.policy.delays
         error: Exception
         for attempt in range(len(delays) + 1):
@@ -400,6 +457,11 @@ class Outbox:
             await self.ledger.renew(key, target, timedelta(seconds=wait))
             await self.sleep(wait)
         return None, _describe(error)
+
+
+def _lapsed(now: datetime) -> tuple[Any, ...]:
+    """Conditions on a row that is claimed by a sender who stopped renewing it (it died mid-send)."""
+    return col(Delivery.status) == DeliveryStatus.CLAIMED, col(Delivery.lease_until) < now
 
 
 def _describe(exc: BaseException) -> str:

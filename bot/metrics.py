@@ -18,6 +18,7 @@ from prometheus_client.exposition import choose_encoder
 from sqlmodel import col, select
 
 from bot.db import Database
+from bot.delivery import FINAL
 from bot.models import Delivery, DeliveryStatus, Event, EventStatus, Rsvp
 
 log = logging.getLogger(__name__)
@@ -60,6 +61,16 @@ class Metrics:
             ["status"],
             registry=self.registry,
         )
+        self.outbox_pending = Gauge(
+            "emcee_outbox_pending",
+            "Posts claimed or waiting to be sent (not yet sent, failed or skipped), across all processes.",
+            registry=self.registry,
+        )
+        self.outbox_oldest = Gauge(
+            "emcee_outbox_oldest_seconds",
+            "Age of the oldest post claimed or waiting to be sent, from when it was claimed; 0 when none.",
+            registry=self.registry,
+        )
         self.rsvps = Gauge(
             "emcee_rsvps",
             "RSVPs to published events that have not ended, by event and status.",
@@ -94,6 +105,13 @@ class Metrics:
                 posts = (
                     await session.exec(select(Delivery.status, sa.func.count()).group_by(col(Delivery.status)))
                 ).all()
+                pending, oldest = (
+                    await session.exec(
+                        select(sa.func.count(), sa.func.min(Delivery.updated_at)).where(
+                            col(Delivery.status).not_in(FINAL)
+                        )
+                    )
+                ).one()
                 current = (col(Event.ends_at) > now, Event.status == EventStatus.PUBLISHED)
                 rsvps = (
                     await session.exec(
@@ -111,6 +129,8 @@ class Metrics:
         counts = dict(posts)
         for status in DeliveryStatus:
             self.posts.labels(status.value).set(counts.get(status.value, 0))
+        self.outbox_pending.set(pending)
+        self.outbox_oldest.set(max((now - oldest).total_seconds(), 0.0) if oldest else 0.0)
         self.rsvps.clear()
         for slug, rsvp_status, count in rsvps:
             self.rsvps.labels(slug, rsvp_status).set(count)

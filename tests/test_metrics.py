@@ -2,20 +2,25 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator
+from datetime import timedelta
 from itertools import count
 from pathlib import Path
 
 import aiohttp
 import pytest
 from conftest import ORGANIZER, create_event, database_url, make_settings, member
+from ledger_rows import count_deliveries
 from prometheus_client.parser import text_string_to_metric_families
+from test_delivery import const
+from test_lease import StalledAdapter
 
 from bot.app import App, build_app
 from bot.clock import FakeClock
 from bot.config import Secrets
 from bot.db import Database
-from bot.delivery import Ledger, Target
+from bot.delivery import Ledger, Outbox, Target
 from bot.engine import Engine
 from bot.invocation import Actor, ChannelRef, CommandLine, MessageRef
 from bot.messages import Message
@@ -134,3 +139,37 @@ async def test_healthz_turns_503_when_an_adapter_disconnects(app: App) -> None:
     assert body["status"] == "unhealthy"
     assert body["checks"] == {"database": "ok", "fake": "disconnected"}
     assert body["reason"] == "fake: disconnected"
+
+
+async def scrape(app: App) -> dict[str, float]:
+    """Every sample /metrics serves, by its name and labels as Prometheus writes them."""
+    assert app.http is not None
+    async with aiohttp.ClientSession() as client, client.get(f"{app.http.url}/metrics") as response:
+        text = await response.text()
+    return {
+        sample.name + "".join(f"{{{k}={v}}}" for k, v in sorted(sample.labels.items())): sample.value
+        for family in text_string_to_metric_families(text)
+        for sample in family.samples
+    }
+
+
+async def test_the_outbox_gauges_show_unsent_claims_and_return_to_zero_once_sent(app: App, clock: FakeClock) -> None:
+    stalled = StalledAdapter()
+    outbox = Outbox(Ledger(app.db, clock), {"rec": stalled})
+    before = await scrape(app)
+    assert (before["emcee_outbox_pending"], before["emcee_outbox_oldest_seconds"]) == (0, 0)
+    first = asyncio.create_task(outbox.deliver("k1", Target("rec", "general"), lambda: const("first")))
+    await stalled.called.wait()
+    clock.advance(timedelta(seconds=7))
+    second = asyncio.create_task(outbox.deliver("k2", Target("rec", "random"), lambda: const("second")))
+    while await count_deliveries(app.db, DeliveryStatus.CLAIMED) < 2:
+        await asyncio.sleep(0.01)
+    during = await scrape(app)
+    assert during["emcee_outbox_pending"] == 2
+    assert during["emcee_outbox_oldest_seconds"] == 7
+    assert during["emcee_posts{status=claimed}"] == 2
+    stalled.release.set()
+    await asyncio.gather(first, second)
+    after = await scrape(app)
+    assert (after["emcee_outbox_pending"], after["emcee_outbox_oldest_seconds"]) == (0, 0)
+    assert (after["emcee_posts{status=claimed}"], after["emcee_posts{status=sent}"]) == (0, 2)

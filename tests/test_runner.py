@@ -307,7 +307,7 @@ async def test_a_claim_under_its_lease_is_looked_at_again_when_the_lease_lapses(
     post = f"start:{event_id}:{start.isoformat()}"
     clock.set(start)
     assert await Ledger(db, clock).claim_many(post, [GENERAL]) == [GENERAL]  # another process is sending it right now
-    clock.advance(timedelta(seconds=30))
+    clock.advance(timedelta(seconds=5))
     adapter = RecordingAdapter()
     runner = make_runner(db, clock, adapter, Rules(event_offsets=()))
     await runner.start()
