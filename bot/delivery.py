@@ -410,12 +410,13 @@ class Outbox:
 
     async def _send_in_turn(self, key: str, target: Target, message: Message, turn: _Turn) -> MessageRef | None:
         previous = turn[0]
-        if previous is not None:
-            await asyncio.shield(previous)
-        try:
-            ref, error = await self._attempts(key, target, message)
-        finally:
-            self._leave(target, turn)  # the next post to this target need not wait for the bookkeeping
+        async with self.ledger.holding(key, target):  # the claim holds while the post waits its turn, and sends
+            if previous is not None:
+                await asyncio.shield(previous)
+            try:
+                ref, error = await self._attempts(key, target, message)
+            finally:
+                self._leave(target, turn)  # the next post to this target need not wait for the bookkeeping
         if ref is not None:
             await self.ledger.finish(key, target, DeliveryStatus.SENT, ref)
         else:
@@ -424,13 +425,11 @@ class Outbox:
         return ref
 
     async def _attempts(self, key: str, target: Target, message: Message) -> tuple[MessageRef | None, str]:
-        """Send, retrying with backoff (or after the reported Retry-After), renewing the claim's lease throughout;
-        the ref, or None and the last error."""
+        """Send, retrying with backoff (or after the reported Retry-After); the ref, or None and the last error."""
         adapter = self.adapters.get(target.platform)
         if adapter is None:
             return None, f"no {target.platform} adapter"
-        async with self.ledger.holding(key, target):
-            return await self._retrying(adapter, key, target, message)
+        return await self._retrying(adapter, key, target, message)
 
     async def _retrying(
         self, adapter: Adapter, key: str, target: Target, message: Message

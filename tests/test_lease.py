@@ -14,7 +14,7 @@ from bot.clock import FakeClock
 from bot.db import Database
 from bot.delivery import Ledger, Outbox, Target
 from bot.invocation import ChannelRef, MessageRef
-from bot.messages import Message
+from bot.messages import Message, Notice
 from bot.models import DeliveryStatus
 from schedules.planner import Rules
 
@@ -79,6 +79,26 @@ async def test_a_send_slower_than_the_lease_keeps_its_claim_and_its_lease_moves(
     row = await delivery_row(db, "k", A)
     assert row is not None and row.status == DeliveryStatus.SENT and row.lease_until is None
     assert len(stalled.sent) == 1 and other.sent == []
+
+
+async def test_a_post_waiting_its_turn_behind_a_slow_send_keeps_its_claim(db: Database, clock: FakeClock) -> None:
+    """A second post to the same channel waits for the first, however long: its claim is renewed while it
+    waits, so no other sender takes it over and it goes out once, after the first."""
+    stalled = StalledAdapter()
+    outbox = Outbox(Ledger(db, clock, SHORT), {"rec": stalled})
+    first = asyncio.create_task(outbox.deliver("k", A, lambda: const("first")))
+    await stalled.called.wait()
+    second = asyncio.create_task(outbox.deliver("k2", A, lambda: const("second")))
+    await asyncio.sleep(0.05)  # "k2" is claimed and queued behind "k"
+    rival = Outbox(Ledger(db, clock, SHORT), {"rec": RecordingAdapter()})
+    for _ in range(5):  # the wait outlasts the lease more than three times over
+        before = await lease_until(db, "k2", A)
+        clock.advance(SHORT * 2 / 3)
+        await renewed_beyond(db, "k2", A, before)
+        assert await rival.deliver("k2", A, lambda: const("second")) is None
+    stalled.release.set()
+    assert await first is not None and await second is not None
+    assert [sent.message for sent in stalled.sent] == [Notice("first"), Notice("second")]
 
 
 async def test_a_sender_cut_off_mid_send_is_taken_over_once_its_last_lease_lapses(

@@ -50,7 +50,7 @@ log = logging.getLogger(__name__)
 
 EVENTS_PATH = "/slack/events"
 TIMESTAMP_HEADER = "X-Slack-Request-Timestamp"
-RATE_LIMIT_RETRIES = 3  # each waits Slack's Retry-After; stays well inside the ledger's 2-minute lease
+RATE_LIMIT_RETRIES = 3  # each waits Slack's Retry-After, while the ledger keeps renewing the post's claim
 WORKING = "Working on it…"
 
 HINTS = {
