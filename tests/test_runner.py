@@ -196,7 +196,7 @@ async def test_two_runners_on_one_database_send_each_key_to_each_target_once(db:
     now = SystemClock().now()
     await add_event(
         db,
-        now + timedelta(seconds=0.6),
+        now + timedelta(seconds=2),  # time for both runners to start and plan before anything is due
         [(timedelta(seconds=0), "Welcome", "welcome"), (timedelta(seconds=0.3), "Talk", "talk")],
         members=["ada", "bo"],
     )
