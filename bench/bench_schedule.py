@@ -26,7 +26,7 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 
 from bot.clock import SystemClock
 from bot.db import Database
-from bot.delivery import Ledger, Outbox, Target
+from bot.delivery import Claimed, Ledger, Outbox, Target
 from bot.invocation import Actor, ChannelRef, MessageRef
 from bot.messages import Message
 from bot.models import EventStatus, RsvpStatus
@@ -51,6 +51,9 @@ class RecordingAdapter:
     async def start(self, engine: object) -> None: ...
 
     async def stop(self) -> None: ...
+
+    async def find_sent(self, target: ChannelRef | Actor, key: str, since: datetime) -> MessageRef | None:
+        return None
 
     async def send(self, target: ChannelRef, message: Message, key: str = "") -> MessageRef:
         self.sent += 1
@@ -80,7 +83,7 @@ class TimedRunner(Runner):
         return await super()._prepare(session, posts)
 
     async def _deliver(
-        self, post: PlannedPost, message: Message | Skip, claimed: list[Target], refused: list[Target]
+        self, post: PlannedPost, message: Message | Skip, claimed: Claimed, refused: list[Target]
     ) -> None:
         self.adapter.due[id(message)] = post.run_at.timestamp()
         await super()._deliver(post, message, claimed, refused)

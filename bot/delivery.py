@@ -4,7 +4,9 @@ Sending is claim, send, mark sent. The claim is a row insert guarded by the uniq
 constraint, so two processes cannot both claim; a claim whose lease expired (the sender crashed
 mid-send) may be claimed again. The lease is short (15 s): while a send is in progress its sender
 renews it (a heartbeat every third of the lease), so a slow live sender keeps its claim and a dead
-one's claim lapses within a lease of its last heartbeat. The outbox sends what was claimed: across
+one's claim lapses within a lease of its last heartbeat. A claim taken over from a dead sender
+first asks the platform whether that sender's message landed (Adapter.find_sent), and records the
+message found instead of sending it again. The outbox sends what was claimed: across
 targets concurrently, to one target in the order the posts were handed to it, retrying failed sends
 with backoff and waiting out the Retry-After of a rate limit (an adapter's SendError says which
 failures are worth a retry and how long to wait), then marking the row sent (with the message ref
@@ -66,11 +68,21 @@ class RetryPolicy:
     max_retry_after: float = 300.0  # a longer Retry-After is capped, so one post cannot stall a channel for long
 
 
+class Claimed(list[Target]):
+    """The targets of one post that a caller now owns, in order; `taken_over` holds those whose claim it took
+    over from a sender that stopped renewing it, each with when that post was first claimed."""
+
+    def __init__(self, targets: Iterable[Target] = (), taken_over: Mapping[Target, datetime] | None = None) -> None:
+        super().__init__(targets)
+        self.taken_over = dict(taken_over or {})
+
+
 class Ledger:
     """The delivery table. Claims and slot checks can join the caller's transaction (`session`); finishes
     that arrive together are written in one transaction (a group commit), which keeps a burst of
     posts from queueing behind one commit each. An unfinished row's updated_at is when it was claimed:
-    renewals move only its lease, so the age of a stuck claim shows."""
+    renewals and takeovers move only its lease, so the age of a stuck claim shows, and a takeover knows since
+    when the post may have landed."""
 
     def __init__(self, db: Database, clock: Clock, lease: timedelta = DEFAULT_LEASE) -> None:
         self.db = db
@@ -91,21 +103,23 @@ class Ledger:
             async with self.db.session() as own:
                 yield own
 
-    async def claim_many(self, key: str, targets: Sequence[Target]) -> list[Target]:
+    async def claim_many(self, key: str, targets: Sequence[Target]) -> Claimed:
         """Claim `key` for each target; returns those this caller now owns, in order."""
         return (await self.claim_posts([(key, targets)]))[key]
 
     async def claim_posts(
         self, posts: Sequence[tuple[str, Sequence[Target]]], session: AsyncSession | None = None
-    ) -> dict[str, list[Target]]:
+    ) -> dict[str, Claimed]:
         """Claim several posts in one transaction: for each key, the targets this caller now owns, in order.
 
-        A target is claimed when it has no row yet, or when its claim's lease expired before it was sent.
+        A target is claimed when it has no row yet, or when its claim's lease expired before it was sent
+        (taken over: its first claim's time is kept, since the dead sender's message may have landed).
         """
         now = self.clock.now()
         lease_until = now + self.lease
         wanted = dict.fromkeys((key, target.encode()) for key, targets in posts for target in targets)
         owned: set[tuple[str, str]] = set()
+        taken_over: dict[tuple[str, str], datetime] = {}
         rows = [
             {
                 "key": key,
@@ -132,11 +146,12 @@ class Ledger:
                     update(Delivery)
                     .where(sa.tuple_(col(Delivery.key), col(Delivery.target)).in_(rest[start : start + _CHUNK]))
                     .where(*_lapsed(now))
-                    .values(attempts=col(Delivery.attempts) + 1, lease_until=lease_until, updated_at=now)
-                    .returning(col(Delivery.key), col(Delivery.target))
+                    .values(attempts=col(Delivery.attempts) + 1, lease_until=lease_until)
+                    .returning(col(Delivery.key), col(Delivery.target), col(Delivery.updated_at))
                 )
-                owned.update((key, target) for key, target in reclaimed.all())
-        return {key: [t for t in targets if (key, t.encode()) in owned] for key, targets in posts}
+                taken_over.update(((key, target), claimed_at) for key, target, claimed_at in reclaimed.all())
+        owned.update(taken_over)
+        return {key: _claimed(key, targets, owned, taken_over) for key, targets in posts}
 
     async def renew(self, key: str, target: Target, wait: timedelta) -> None:
         """Count another attempt and keep the lease beyond the coming wait, so no one else re-claims it."""
@@ -375,24 +390,27 @@ class Outbox:
                 for target in claimed:
                     await self.ledger.finish(key, target, DeliveryStatus.FAILED, error=_describe(exc))
                 return result
-            result.sent = await self._send_all(key, message, turns)
+            result.sent = await self._send_all(key, message, turns, claimed.taken_over)
             return result
         finally:
             for target, turn in turns.items():
                 self._leave(target, turn)
 
-    async def send_claimed(self, key: str, claimed: Sequence[Target], message: Message) -> dict[Target, MessageRef]:
+    async def send_claimed(self, key: str, claimed: Claimed, message: Message) -> dict[Target, MessageRef]:
         """Send a post whose targets the caller already claimed (Ledger.claim_posts), and record each send."""
         turns = {target: self._queue(target) for target in claimed}
         try:
-            return await self._send_all(key, message, turns)
+            return await self._send_all(key, message, turns, claimed.taken_over)
         finally:
             for target, turn in turns.items():
                 self._leave(target, turn)
 
-    async def _send_all(self, key: str, message: Message, turns: dict[Target, _Turn]) -> dict[Target, MessageRef]:
+    async def _send_all(
+        self, key: str, message: Message, turns: dict[Target, _Turn], taken_over: Mapping[Target, datetime]
+    ) -> dict[Target, MessageRef]:
         targets = list(turns)
-        refs = await asyncio.gather(*(self._send_in_turn(key, t, message, turns[t]) for t in targets))
+        sends = (self._send_in_turn(key, t, message, turns[t], taken_over.get(t)) for t in targets)
+        refs = await asyncio.gather(*sends)
         return {target: ref for target, ref in zip(targets, refs, strict=True) if ref is not None}
 
     def _queue(self, target: Target) -> _Turn:
@@ -408,13 +426,17 @@ class Outbox:
         if self._tails.get(target) is mine:
             del self._tails[target]
 
-    async def _send_in_turn(self, key: str, target: Target, message: Message, turn: _Turn) -> MessageRef | None:
+    async def _send_in_turn(
+        self, key: str, target: Target, message: Message, turn: _Turn, since: datetime | None
+    ) -> MessageRef | None:
+        """Send in the target's turn and record the outcome; `since`: the claim was taken over from a sender
+        who began then, so first look for the message that sender may have sent."""
         previous = turn[0]
         async with self.ledger.holding(key, target):  # the claim holds while the post waits its turn, and sends
             if previous is not None:
                 await asyncio.shield(previous)
             try:
-                ref, error = await self._attempts(key, target, message)
+                ref, error = await self._attempts(key, target, message, since)
             finally:
                 self._leave(target, turn)  # the next post to this target need not wait for the bookkeeping
         if ref is not None:
@@ -424,23 +446,23 @@ class Outbox:
             await self.ledger.finish(key, target, DeliveryStatus.FAILED, error=error)
         return ref
 
-    async def _attempts(self, key: str, target: Target, message: Message) -> tuple[MessageRef | None, str]:
+    async def _attempts(
+        self, key: str, target: Target, message: Message, since: datetime | None
+    ) -> tuple[MessageRef | None, str]:
         """Send, retrying with backoff (or after the reported Retry-After); the ref, or None and the last error."""
         adapter = self.adapters.get(target.platform)
         if adapter is None:
             return None, f"no {target.platform} adapter"
-        return await self._retrying(adapter, key, target, message)
+        return await self._retrying(adapter, key, target, message, since)
 
     async def _retrying(
-        self, adapter: Adapter, key: str, target: Target, message: Message
+        self, adapter: Adapter, key: str, target: Target, message: Message, since: datetime | None
     ) -> tuple[MessageRef | None, str]:
         delays = self.policy.delays
         error: Exception
         for attempt in range(len(delays) + 1):
             try:
-                if target.user:
-                    return await adapter.send_dm(Actor(target.platform, target.id), message, key), ""
-                return await adapter.send(ChannelRef(target.platform, target.id), message, key), ""
+                return await self._find_or_send(adapter, key, target, message, since), ""
             except SendError as exc:
                 error = exc
                 if exc.permanent:
@@ -456,6 +478,33 @@ class Outbox:
             await self.ledger.renew(key, target, timedelta(seconds=wait))
             await self.sleep(wait)
         return None, _describe(error)
+
+    async def _find_or_send(
+        self, adapter: Adapter, key: str, target: Target, message: Message, since: datetime | None
+    ) -> MessageRef:
+        """The message an earlier sender already sent (when the claim was taken over), else a new one."""
+        to: ChannelRef | Actor = (
+            Actor(target.platform, target.id) if target.user else ChannelRef(target.platform, target.id)
+        )
+        if since is not None:
+            found = await adapter.find_sent(to, key, self.ledger.clock.system_time(since))
+            if found is not None:
+                log.info("post %s to %s had landed before its sender stopped; not sent again", key, target.encode())
+                return found
+        if isinstance(to, Actor):
+            return await adapter.send_dm(to, message, key)
+        return await adapter.send(to, message, key)
+
+
+def _claimed(
+    key: str,
+    targets: Sequence[Target],
+    owned: Collection[tuple[str, str]],
+    taken_over: Mapping[tuple[str, str], datetime],
+) -> Claimed:
+    """The targets of `key` that are owned, in order, with the takeovers' first claim times."""
+    mine = [target for target in targets if (key, target.encode()) in owned]
+    return Claimed(mine, {t: taken_over[key, t.encode()] for t in mine if (key, t.encode()) in taken_over})
 
 
 def _lapsed(now: datetime) -> tuple[Any, ...]:

@@ -7,6 +7,7 @@ adapter; the adapters import it from here.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from datetime import datetime
 from typing import TYPE_CHECKING, Protocol
 
 from bot.invocation import Actor, ChannelRef, MessageRef
@@ -58,6 +59,12 @@ class Adapter(Protocol):
     async def edit(self, ref: MessageRef, message: Message) -> None: ...
 
     async def send_dm(self, user: Actor, message: Message, key: str = "") -> MessageRef: ...
+
+    async def find_sent(self, target: ChannelRef | Actor, key: str, since: datetime) -> MessageRef | None:
+        """The message an earlier attempt sent under post `key` to a channel or a member's DMs (`since`, on
+        the system clock, is when that attempt began), or None if it cannot be found. The outbox asks before
+        re-sending a post whose sender died mid-send; an adapter that cannot look returns None."""
+        ...
 
     @property
     def connected(self) -> bool:

@@ -34,7 +34,7 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 from bot import compose
 from bot.clock import Clock
 from bot.db import Database
-from bot.delivery import Outbox, Target
+from bot.delivery import Claimed, Outbox, Target
 from bot.effects import Effect, EventChanged, RemindersChanged, SeatsChanged
 from bot.messages import AgendaEntry, Message
 from bot.metrics import Metrics
@@ -53,7 +53,7 @@ class Skip:
 
 
 # Posts ready to send (or to record as skipped): (post, message, targets claimed, targets someone else holds).
-Prepared = list[tuple[PlannedPost, Message | Skip, list[Target], list[Target]]]
+Prepared = list[tuple[PlannedPost, Message | Skip, Claimed, list[Target]]]
 
 LATE_AFTER = timedelta(seconds=1)  # a post sent this much later than its timer (system time) is logged as late
 LOOKBACK = timedelta(days=1)  # events that ended longer ago than this are not planned at all
@@ -326,7 +326,7 @@ class Runner:
         return Skip(reason) if reason else _message(event, post, entry, now)
 
     async def _deliver(
-        self, post: PlannedPost, message: Message | Skip, claimed: list[Target], refused: list[Target]
+        self, post: PlannedPost, message: Message | Skip, claimed: Claimed, refused: list[Target]
     ) -> None:
         try:
             if isinstance(message, Skip):

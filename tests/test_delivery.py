@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import time
 from dataclasses import dataclass, field
-from datetime import timedelta
+from datetime import datetime, timedelta
 from itertools import count
 
 import pytest
@@ -57,6 +57,9 @@ class RecordingAdapter:
     async def start(self, engine: object) -> None: ...
 
     async def stop(self) -> None: ...
+
+    async def find_sent(self, target: ChannelRef | Actor, key: str, since: datetime) -> MessageRef | None:
+        return None
 
     async def send(self, target: ChannelRef, message: Message, key: str = "") -> MessageRef:
         return await self._record(Target(self.platform, target.channel_id), message)

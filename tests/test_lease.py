@@ -13,7 +13,7 @@ from test_runner import GENERAL, add_event, make_runner
 from bot.clock import FakeClock
 from bot.db import Database
 from bot.delivery import Ledger, Outbox, Target
-from bot.invocation import ChannelRef, MessageRef
+from bot.invocation import Actor, ChannelRef, MessageRef
 from bot.messages import Message, Notice
 from bot.models import DeliveryStatus
 from schedules.planner import Rules
@@ -29,6 +29,9 @@ class StalledAdapter(RecordingAdapter):
         super().__init__()
         self.called = asyncio.Event()
         self.release = asyncio.Event()
+
+    async def find_sent(self, target: ChannelRef | Actor, key: str, since: datetime) -> MessageRef | None:
+        return None
 
     async def send(self, target: ChannelRef, message: Message, key: str = "") -> MessageRef:
         self.called.set()

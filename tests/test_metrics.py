@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import AsyncIterator
-from datetime import timedelta
+from datetime import datetime, timedelta
 from itertools import count
 from pathlib import Path
 
@@ -42,6 +42,9 @@ class FakeAdapter:
 
     async def stop(self) -> None:
         self.connected = False
+
+    async def find_sent(self, target: ChannelRef | Actor, key: str, since: datetime) -> MessageRef | None:
+        return None
 
     async def send(self, target: ChannelRef, message: Message, key: str = "") -> MessageRef:
         return MessageRef(self.platform, target.channel_id, str(next(self._ids)))

@@ -51,6 +51,7 @@ def test_socket_mode_manifest() -> None:
     assert all("url" not in c for c in manifest["features"]["slash_commands"])
     assert manifest["oauth_config"]["scopes"]["bot"] == list(BOT_SCOPES)
     assert {"commands", "chat:write", "im:write"} <= set(BOT_SCOPES)
+    assert {"channels:history", "groups:history", "im:history"} <= set(BOT_SCOPES)  # finding a post after a crash
 
 
 def test_http_mode_manifest_points_commands_and_buttons_at_slack_events() -> None:

@@ -18,6 +18,7 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Awaitable, Callable
+from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
 import aiohttp
@@ -52,6 +53,9 @@ EVENTS_PATH = "/slack/events"
 TIMESTAMP_HEADER = "X-Slack-Request-Timestamp"
 RATE_LIMIT_RETRIES = 3  # each waits Slack's Retry-After, while the ledger keeps renewing the post's claim
 WORKING = "Working on it…"
+POST_EVENT_TYPE = "emcee_post"  # the message metadata's event_type on every post; its payload carries the post key
+CLOCK_SKEW = timedelta(minutes=1)  # a lookup reaches this far before the first attempt, for Slack's clock and ours
+HISTORY_PAGE = 200
 
 HINTS = {
     "not_in_channel": "invite the bot to #channel: type /invite @{bot} in channel {channel}",
@@ -284,13 +288,33 @@ class SlackAdapter:
     # --- outbound ------------------------------------------------------------------------------
 
     async def send(self, target: ChannelRef, message: Message, key: str = "") -> MessageRef:
+        """Post `message`; with a post key, the message's metadata carries it, so find_sent can recognise it."""
         rendered = blocks.render(message)
+        metadata = {"event_type": POST_EVENT_TYPE, "event_payload": {"key": key}} if key else None
         response = await self._call(
             "chat.postMessage",
             target.channel_id,
-            lambda: self.client.chat_postMessage(channel=target.channel_id, **rendered.fields()),
+            lambda: self.client.chat_postMessage(channel=target.channel_id, metadata=metadata, **rendered.fields()),
         )
         return MessageRef(self.platform, response["channel"], response["ts"])
+
+    async def find_sent(self, target: ChannelRef | Actor, key: str, since: datetime) -> MessageRef | None:
+        """The message posted under `key` since `since`: the channel's (or the member's DM channel's) history
+        is read newest first, with each message's metadata."""
+        channel = target.channel_id if isinstance(target, ChannelRef) else await self._dm_channel(target.user_id)
+        oldest = f"{(since - CLOCK_SKEW).timestamp():.6f}"
+        pages = await self._call(
+            "conversations.history",
+            channel,
+            lambda: self.client.conversations_history(
+                channel=channel, oldest=oldest, include_all_metadata=True, limit=HISTORY_PAGE
+            ),
+        )
+        async for page in pages:
+            for found in page.get("messages", []):
+                if _post_key(found) == key:
+                    return MessageRef(self.platform, channel, found["ts"])
+        return None
 
     async def edit(self, ref: MessageRef, message: Message) -> None:
         rendered = blocks.render(message)
@@ -301,7 +325,7 @@ class SlackAdapter:
         )
 
     async def send_dm(self, user: Actor, message: Message, key: str = "") -> MessageRef:
-        return await self.send(ChannelRef(self.platform, await self._dm_channel(user.user_id)), message)
+        return await self.send(ChannelRef(self.platform, await self._dm_channel(user.user_id)), message, key)
 
     async def _dm_channel(self, user_id: str) -> str:
         if user_id not in self._dm_channels:
@@ -324,6 +348,15 @@ class SlackAdapter:
                 log.warning("Slack %s to channel %s failed: %s; %s", method, channel, error, hint)
             retry_after = exc.response.headers.get("Retry-After") if error == "ratelimited" else None
             raise SlackSendError(method, channel, error, _seconds(retry_after)) from None
+
+
+def _post_key(message: dict[str, Any]) -> str | None:
+    """The post key a message's metadata carries, if Emcee posted it with one."""
+    metadata = message.get("metadata") or {}
+    if metadata.get("event_type") != POST_EVENT_TYPE:
+        return None
+    key = (metadata.get("event_payload") or {}).get("key")
+    return key if isinstance(key, str) else None
 
 
 def _seconds(value: Any) -> int | None:

@@ -17,7 +17,7 @@ from bot.formatting import shorten
 # commands: the slash commands. chat:write: cards, edits and ephemeral answers (chat.postMessage,
 # chat.update, chat.postEphemeral). im:write: conversations.open for DMs (reminders, promotions).
 # files:write: the attendee CSV, uploaded to the organizer's DM.
-BOT_SCOPES = ("commands", "chat:write", "im:write", "files:write")
+BOT_SCOPES = ("commands", "chat:write", "im:write", "files:write", "channels:history", "groups:history", "im:history")
 PLACEHOLDER_URL = "https://emcee.example.org"
 DESCRIPTION = "Meetup announcements, RSVPs, agenda, reminders and speaker intros."
 

@@ -83,7 +83,9 @@ class FakeSlack:
     Mode clients before leaving the block, or they will try to reconnect to a server that is gone.
     """
 
-    def __init__(self, port: int = 0) -> None:
+    def __init__(self, port: int = 0, *, real_ts: bool = False) -> None:
+        """`real_ts`: hand out each ts from the system clock, as Slack does (so that conversations.history's
+        `oldest` means a moment); by default a fixed sequence from "1700000000.000100", as recorded payloads use."""
         self.calls: list[Call] = []
         self.responses: list[ResponseUrlPost] = []
         # Channel messages by ts, as last posted or updated; each also carries its "channel".
@@ -96,6 +98,8 @@ class FakeSlack:
         self._slow_channels: dict[str, tuple[float, int]] = {}  # channel: (rate limited until, Retry-After)
         self._dm_channels: dict[str, str] = {}
         self._ts = itertools.count(_FIRST_TS_MICROS, 100)
+        self._real_ts = real_ts
+        self._last_micros = 0
         self._sockets: list[web.WebSocketResponse] = []
         self._connected = asyncio.Event()
         self._activity = asyncio.Event()  # set on every request, for wait_until
@@ -107,6 +111,7 @@ class FakeSlack:
             "chat.postEphemeral": self._chat_post_ephemeral,
             "conversations.open": self._conversations_open,
             "conversations.info": self._conversations_info,
+            "conversations.history": self._conversations_history,
             "apps.connections.open": self._apps_connections_open,
             "files.getUploadURLExternal": self._files_get_upload_url_external,
             "files.completeUploadExternal": self._files_complete_upload_external,
@@ -285,7 +290,8 @@ class FakeSlack:
     # --- Web API methods -----------------------------------------------------------------------
 
     def _next_ts(self) -> str:
-        micros = next(self._ts)
+        micros = max(time.time_ns() // 1000, self._last_micros + 1) if self._real_ts else next(self._ts)
+        self._last_micros = micros
         return f"{micros // 1_000_000}.{micros % 1_000_000:06d}"
 
     def _auth_test(self, params: dict[str, Any], token: str) -> Answer:
@@ -310,6 +316,8 @@ class FakeSlack:
         ts = self._next_ts()
         message = {"type": "message", "user": BOT_USER_ID, "bot_id": BOT_ID, "team": TEAM_ID, "ts": ts, "text": ""}
         message |= content
+        if metadata := params.get("metadata"):
+            message["metadata"] = json.loads(metadata) if isinstance(metadata, str) else metadata
         self.messages[ts] = {"channel": channel, **message}
         return {"ok": True, "channel": channel, "ts": ts, "message": message}
 
@@ -351,6 +359,29 @@ class FakeSlack:
         if channel not in self.channels:
             return {"ok": False, "error": "channel_not_found"}
         return {"ok": True, "channel": {"id": channel, "is_channel": True, "is_member": self.channels[channel]}}
+
+    def _conversations_history(self, params: dict[str, Any], token: str) -> Answer:
+        """The channel's messages after `oldest` (a ts string), newest first, `limit` a page, paged by cursor.
+        Messages carry their `metadata` only with `include_all_metadata`, as Slack's do."""
+        channel = params.get("channel", "")
+        if not channel:
+            return {"ok": False, "error": "channel_not_found"}
+        oldest, limit = float(params.get("oldest") or 0), int(params.get("limit") or 100)
+        start = int(params.get("cursor") or 0)
+        with_metadata = str(params.get("include_all_metadata")).lower() in ("true", "1")
+        found = sorted(
+            (m for m in self.messages.values() if m["channel"] == channel and float(m["ts"]) > oldest),
+            key=lambda m: float(m["ts"]),
+            reverse=True,
+        )
+        page = [
+            {k: v for k, v in m.items() if k != "channel" and (with_metadata or k != "metadata")}
+            for m in found[start : start + limit]
+        ]
+        more = start + limit < len(found)
+        answer: Answer = {"ok": True, "messages": page, "has_more": more, "pin_count": 0}
+        answer["response_metadata"] = {"next_cursor": str(start + limit) if more else ""}
+        return answer
 
     def _files_get_upload_url_external(self, params: dict[str, Any], token: str) -> Answer:
         if not params.get("filename") or not params.get("length"):
