@@ -51,6 +51,8 @@ class App:
         for adapter in self.adapters.values():
             if not await self._start_adapter(adapter):
                 self._retrying.append(asyncio.create_task(self._keep_trying(adapter)))
+        # What a stopped process committed but had not dispatched; the ledger keeps a replay from posting twice.
+        self.bus.publish(await self.engine.outbox.left(), self.engine.outbox)
         if self.http is not None:
             await self.http.start()
             log.info("HTTP server listening on %s", self.http.url)

@@ -1,18 +1,28 @@
 """What an engine operation means for the outside world, published after its transaction commits.
 
-Subscribers (the publisher, the scheduler) run as background tasks, so a command's reply never
-waits for fan-out to chat platforms.
+Each effect is first written as a `PendingEffect` row in the command's own transaction (the outbox),
+so a crash after the commit loses none: start-up dispatches again every row not done. Subscribers
+(the publisher, the scheduler) run as background tasks, so a command's reply never waits for fan-out
+to chat platforms.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass, replace
+from typing import Any, get_args
 
+from pydantic import TypeAdapter
+from sqlmodel import col, select, update
+from sqlmodel.ext.asyncio.session import AsyncSession
+
+from bot.clock import Clock
+from bot.db import Database
 from bot.invocation import Actor
 from bot.messages import AgendaUpdate
+from bot.models import PendingEffect
 
 log = logging.getLogger(__name__)
 
@@ -44,16 +54,23 @@ class RemindersChanged:
 
 @dataclass(frozen=True)
 class CardPosted:
-    """Post the event's card to every announce channel, with an organizer's words above it."""
+    """Post the event's card to every announce channel, with an organizer's words above it.
+
+    `post` is the id of the outbox row carrying it (set when it is written): it names the posts in the
+    ledger, so a replay after a crash sends only what had not been sent."""
 
     event_id: int
     text: str = ""
+    post: int | None = None
 
 
 @dataclass(frozen=True)
 class AgendaChanged:
+    """`post`: as for CardPosted."""
+
     event_id: int
     update: AgendaUpdate
+    post: int | None = None
 
 
 @dataclass(frozen=True)
@@ -73,6 +90,60 @@ class MemberPromoted:
 Effect = EventChanged | SeatsChanged | RemindersChanged | CardPosted | AgendaChanged | EventCancelled | MemberPromoted
 Subscriber = Callable[[Effect], Awaitable[None]]
 
+# The outbox rows' kinds; a kind's name is stored, so renaming one needs a migration of the rows.
+KINDS: dict[str, type[Effect]] = {kind.__name__: kind for kind in get_args(Effect)}
+
+
+@dataclass(frozen=True)
+class Pending:
+    """An effect written to the outbox, by its row's id."""
+
+    id: int
+    effect: Effect
+
+
+def _payload(effect: Effect) -> dict[str, Any]:
+    payload: dict[str, Any] = TypeAdapter(type(effect)).dump_python(effect, mode="json")
+    return payload
+
+
+def _pending(row: PendingEffect) -> Pending:
+    """The effect a row carries; effects that post learn the row's id, which names their posts."""
+    effect = TypeAdapter(KINDS[row.kind]).validate_python(row.payload)
+    row_id = row.id or 0
+    if isinstance(effect, CardPosted | AgendaChanged):
+        effect = replace(effect, post=row_id)
+    return Pending(row_id, effect)
+
+
+class EffectLog:
+    """The outbox's rows: written in a command's transaction, marked done once dispatched."""
+
+    def __init__(self, db: Database, clock: Clock) -> None:
+        self.db = db
+        self.clock = clock
+
+    async def write(self, session: AsyncSession, effects: Sequence[Effect]) -> list[Pending]:
+        """Add a row for each effect to `session`'s transaction; committed (or rolled back) with it."""
+        if not effects:
+            return []
+        now = self.clock.now()
+        rows = [PendingEffect(kind=type(e).__name__, payload=_payload(e), created_at=now) for e in effects]
+        session.add_all(rows)
+        await session.flush()
+        return [_pending(row) for row in rows]
+
+    async def done(self, pending: Pending) -> None:
+        async with self.db.session() as session:
+            query = update(PendingEffect).where(col(PendingEffect.id) == pending.id)
+            await session.exec(query.values(done_at=self.clock.now()))
+
+    async def left(self) -> list[Pending]:
+        """Every effect not done (its process stopped before dispatching it), oldest first."""
+        query = select(PendingEffect).where(col(PendingEffect.done_at).is_(None)).order_by(col(PendingEffect.id))
+        async with self.db.session() as session:
+            return [_pending(row) for row in (await session.exec(query)).all()]
+
 
 class EffectBus:
     """Hands each effect to every subscriber in a background task; `drain` waits for them."""
@@ -84,12 +155,16 @@ class EffectBus:
     def subscribe(self, subscriber: Subscriber) -> None:
         self._subscribers.append(subscriber)
 
-    def publish(self, effects: list[Effect]) -> None:
-        for effect in effects:
-            for subscriber in self._subscribers:
-                task = asyncio.create_task(self._run(subscriber, effect))
-                self._tasks.add(task)
-                task.add_done_callback(self._tasks.discard)
+    def publish(self, effects: Sequence[Pending], outbox: EffectLog) -> None:
+        """Dispatch each effect to every subscriber; once all have handled it, its row is marked done."""
+        for pending in effects:
+            task = asyncio.create_task(self._dispatch(pending, outbox))
+            self._tasks.add(task)
+            task.add_done_callback(self._tasks.discard)
+
+    async def _dispatch(self, pending: Pending, outbox: EffectLog) -> None:
+        await asyncio.gather(*(self._run(subscriber, pending.effect) for subscriber in self._subscribers))
+        await outbox.done(pending)
 
     async def _run(self, subscriber: Subscriber, effect: Effect) -> None:
         try:

@@ -3,7 +3,8 @@
 Each command runs in one transaction. The engine checks who may run it, binds its arguments through
 the registry, and hands the handler a Context. Input that is rejected raises UsageError before
 anything commits, so it writes nothing; the reply then names the problem and the usage line. Effects
-(posting cards, DMs, rescheduling) are published only after the commit. Metrics are recorded here,
+(posting cards, DMs, rescheduling) are written to the outbox in the command's transaction and
+published only after the commit. Metrics are recorded here,
 once per command, whatever door it came through.
 """
 
@@ -25,7 +26,7 @@ from bot.commands.context import Context
 from bot.commands.registry import Command, Handler, Registry
 from bot.config import Settings
 from bot.db import Database, DatabaseReadOnly
-from bot.effects import Effect, EffectBus
+from bot.effects import EffectBus, EffectLog, Pending
 from bot.formatting import format_moment
 from bot.invocation import Actor, CommandLine, CommandOptions, Invocation, Request
 from bot.lookup import event_slugs, upcoming
@@ -60,7 +61,7 @@ class Refused(Exception):
 @dataclass(frozen=True)
 class _Result:
     reply: Reply
-    effects: list[Effect] = field(default_factory=list)
+    effects: list[Pending] = field(default_factory=list)
     reason: UsageError | None = None
 
 
@@ -78,6 +79,7 @@ class Engine:
         self.settings = settings
         self.clock = clock
         self.bus = bus or EffectBus()
+        self.outbox = EffectLog(db, clock)
         self.registry = registry or Registry.default()
         self.metrics = metrics or Metrics()  # adapters record their ack latency here too
         # Both platforms' acks share one budget, as their commands share this engine and its database.
@@ -102,7 +104,7 @@ class Engine:
     async def run(self, invocation: Invocation) -> Reply:
         """A command from the core, its arguments already typed. Raises Refused when it did not run."""
         result = await self._execute(self.db.session(), invocation)
-        self.bus.publish(result.effects)
+        self.bus.publish(result.effects, self.outbox)
         return _carried_out(result)
 
     @asynccontextmanager
@@ -113,7 +115,7 @@ class Engine:
         async with self.db.session() as session:
             batch = Batch(self, session)
             yield batch
-        self.bus.publish(batch.effects)
+        self.bus.publish(batch.effects, self.outbox)
 
     async def suggest_events(self, actor: Actor, typed: str, limit: int) -> list[tuple[str, str]]:
         """Upcoming events matching what was typed, as (slug, label): published ones, and drafts too for
@@ -190,7 +192,7 @@ class Engine:
     async def _carry_out(self, command: Command, request: Request, args: dict[str, Any]) -> Reply:
         invocation = Invocation(request.actor, request.channel, command.path, args)
         result = await self._execute(self.db.session(), invocation, command)
-        self.bus.publish(result.effects)
+        self.bus.publish(result.effects, self.outbox)
         return result.reply
 
     async def _execute(
@@ -229,6 +231,7 @@ class Engine:
                     self.registry,
                 )
                 outcome = await self._handlers[command.path](context, invocation.args)
+                pending = await self.outbox.write(session, outcome.effects)
         except UsageError as exc:
             return _Result(self._refusal(exc, command), reason=exc), CommandOutcome.REFUSED
         except DatabaseReadOnly:  # the database logged it once; each sender hears why
@@ -237,7 +240,7 @@ class Engine:
             log.exception("command %s failed", command.ref)
             return _Result(INTERNAL_ERROR), CommandOutcome.ERROR
         reply = outcome.reply
-        return _Result(reply, outcome.effects), CommandOutcome.OK if reply.ok else CommandOutcome.REFUSED
+        return _Result(reply, pending), CommandOutcome.OK if reply.ok else CommandOutcome.REFUSED
 
     def _denied(self, command: Command, actor: Actor) -> Reply | None:
         """The refusal of an organizer command to anyone else; None when `actor` may run `command`."""
@@ -256,7 +259,7 @@ class Batch:
 
     engine: Engine
     session: AsyncSession
-    effects: list[Effect] = field(default_factory=list)
+    effects: list[Pending] = field(default_factory=list)
 
     async def run(self, invocation: Invocation) -> Reply:
         """Like Engine.run; a refused command rolls back to where it started, and the caller decides."""

@@ -1,4 +1,4 @@
-"""SQLModel tables: events, agenda, speakers, RSVPs and the delivery ledger.
+"""SQLModel tables: events, agenda, speakers, RSVPs, the delivery ledger and the pending effects.
 
 Every datetime column is UTC-aware (UTCDateTime) so that no naive value ever leaves the database,
 whichever backend stores it.
@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 from enum import StrEnum
+from typing import Any
 
 import sqlalchemy as sa
 from sqlmodel import Field, SQLModel
@@ -151,3 +152,15 @@ class Delivery(SQLModel, table=True):
     lease_until: datetime | None = Field(default=None, sa_column=_utc_column(nullable=True))
     error: str | None = None
     updated_at: datetime = Field(sa_column=_utc_column())
+
+
+class PendingEffect(SQLModel, table=True):
+    """The outbox: what a command set off, written in its transaction and done once every subscriber handled it."""
+
+    __tablename__ = "pending_effect"
+
+    id: int | None = Field(default=None, primary_key=True)
+    kind: str = Field(max_length=32)
+    payload: dict[str, Any] = Field(sa_column=sa.Column(sa.JSON(), nullable=False))
+    created_at: datetime = Field(sa_column=_utc_column())
+    done_at: datetime | None = Field(default=None, sa_column=_utc_column(nullable=True))

@@ -11,7 +11,6 @@ import asyncio
 import logging
 import math
 import time
-import uuid
 from collections import defaultdict
 from collections.abc import Awaitable, Callable, Iterable, Mapping
 
@@ -111,8 +110,8 @@ class Publisher:
 
     async def __call__(self, effect: Effect) -> None:
         match effect:
-            case CardPosted(event_id, text):
-                await self.post_card(event_id, text)
+            case CardPosted(event_id, text, post):
+                await self.post_card(event_id, _post(post), text)
             case SeatsChanged(event_id, _):
                 await self.refresh(card_key(event_id), self._card, event_id)
             case EventChanged(event_id):
@@ -120,8 +119,8 @@ class Publisher:
                     self.refresh(card_key(event_id), self._card, event_id),
                     self.refresh(agenda_key(event_id), self._agenda, event_id),
                 )
-            case AgendaChanged(event_id, update):
-                await self.broadcast(f"agenda-update:{event_id}:{uuid.uuid4().hex}", lambda: _const(update))
+            case AgendaChanged(event_id, update, post):
+                await self.broadcast(f"agenda-update:{event_id}:{_post(post)}", lambda: _const(update))
             case EventCancelled(event_id):
                 notice = compose.cancellation_notice(await self._event(event_id))
                 await self.broadcast(f"cancelled:{event_id}", lambda: _const(notice))
@@ -136,13 +135,13 @@ class Publisher:
     def targets(self) -> list[Target]:
         return [Target(platform, ref.channel_id) for platform, refs in self.channels.items() for ref in refs]
 
-    async def post_card(self, event_id: int, text: str = "") -> None:
-        """Post the event card and its agenda to every announce channel (a new post each time).
+    async def post_card(self, event_id: int, post: str, text: str = "") -> None:
+        """Post the event card and its agenda to every announce channel (a new post for each `post`, which
+        names it in the ledger: posting the same `post` again sends only what has not been sent).
 
         All posts are handed to the outbox at once, in order: each channel gets the words, the card and the
         agenda in that order, at its own pace, so a slow channel holds up no other.
         """
-        post = uuid.uuid4().hex
         targets = self.targets()
         card, agenda = await self._card(event_id), await self._agenda(event_id)
         announced = [self.outbox.fan_out(f"announce:{event_id}:{post}", targets, Notice(text))] if text else []
@@ -215,3 +214,10 @@ async def _get(session: AsyncSession, event_id: int) -> Event:
 
 async def _const(message: Message) -> Message:
     return message
+
+
+def _post(post: int | None) -> str:
+    """The ledger's name for an effect's posts: its outbox row's id, which every dispatched effect has."""
+    if post is None:
+        raise ValueError("an effect that posts must come from the outbox")
+    return str(post)
