@@ -94,11 +94,17 @@ Subscriber = Callable[[Effect], Awaitable[None]]
 KINDS: dict[str, type[Effect]] = {kind.__name__: kind for kind in get_args(Effect)}
 
 
+# The effects that post something new (a card, a notice, a DM): these go through the outbox's rows. The
+# others (card edits, re-plans) only make the posts and the plan follow the stored state, which the next change
+# does again, so they are dispatched from memory and cost a command no extra write.
+POSTING: tuple[type[Effect], ...] = (CardPosted, AgendaChanged, EventCancelled, MemberPromoted)
+
+
 @dataclass(frozen=True)
 class Pending:
-    """An effect written to the outbox, by its row's id."""
+    """An effect to dispatch: by its outbox row's id, or with no id when it has no row (not POSTING)."""
 
-    id: int
+    id: int | None
     effect: Effect
 
 
@@ -124,18 +130,23 @@ class EffectLog:
         self.clock = clock
 
     async def write(self, session: AsyncSession, effects: Sequence[Effect]) -> list[Pending]:
-        """Add a row for each effect to `session`'s transaction; committed (or rolled back) with it."""
-        if not effects:
-            return []
+        """Add a row for each POSTING effect to `session`'s transaction; committed (or rolled back) with it."""
         now = self.clock.now()
-        rows = [PendingEffect(kind=type(e).__name__, payload=_payload(e), created_at=now) for e in effects]
-        session.add_all(rows)
-        await session.flush()
-        return [_pending(row) for row in rows]
+        rows = {
+            index: PendingEffect(kind=type(effect).__name__, payload=_payload(effect), created_at=now)
+            for index, effect in enumerate(effects)
+            if isinstance(effect, POSTING)
+        }
+        if rows:
+            session.add_all(rows.values())
+            await session.flush()
+        return [
+            _pending(rows[index]) if index in rows else Pending(None, effect) for index, effect in enumerate(effects)
+        ]
 
-    async def done(self, pending: Pending) -> None:
+    async def done(self, row_id: int) -> None:
         async with self.db.session() as session:
-            query = update(PendingEffect).where(col(PendingEffect.id) == pending.id)
+            query = update(PendingEffect).where(col(PendingEffect.id) == row_id)
             await session.exec(query.values(done_at=self.clock.now()))
 
     async def left(self) -> list[Pending]:
@@ -164,7 +175,8 @@ class EffectBus:
 
     async def _dispatch(self, pending: Pending, outbox: EffectLog) -> None:
         await asyncio.gather(*(self._run(subscriber, pending.effect) for subscriber in self._subscribers))
-        await outbox.done(pending)
+        if pending.id is not None:
+            await outbox.done(pending.id)
 
     async def _run(self, subscriber: Subscriber, effect: Effect) -> None:
         try:

@@ -42,10 +42,20 @@ async def test_a_commands_effects_are_written_in_its_transaction(db: Database, s
     await create_event(engine)
     await engine.bus.drain()
     rows = await outbox_rows(db)
-    assert [row.kind for row in rows] == ["EventChanged", "CardPosted", "EventChanged"]
+    assert [row.kind for row in rows] == ["CardPosted"]  # the publish's post; card edits and re-plans have no row
     assert all(row.done_at is not None for row in rows)  # every subscriber (none) handled them
-    event_id = rows[1].payload["event_id"]
-    assert rows[1].payload == {"event_id": event_id, "text": "", "post": None}
+    event_id = rows[0].payload["event_id"]
+    assert rows[0].payload == {"event_id": event_id, "text": "", "post": None}
+
+
+async def test_an_rsvp_that_posts_nothing_new_writes_no_outbox_row(engine: Engine, db: Database) -> None:
+    """Card edits follow the stored counts and the next change edits again: an RSVP pays no outbox write."""
+    await create_event(engine)
+    await engine.bus.drain()
+    before = await outbox_rows(db)
+    assert (await engine.handle(CommandLine(member("ada"), None, "/rsvp going"))).ok
+    await engine.bus.drain()
+    assert await outbox_rows(db) == before
 
 
 async def test_a_refused_command_writes_no_effect(engine: Engine, db: Database) -> None:
@@ -101,6 +111,7 @@ async def left_by_a_crash(settings: Settings, effect: Callable[[int], Effect]) -
             event = (await session.exec(select(Event))).one()
             event.status = EventStatus.PUBLISHED
             [pending] = await app.engine.outbox.write(session, [effect(event.id or 0)])
+        assert pending.id is not None  # a posting effect has its row
         return event.id or 0, pending.id
     finally:
         await app.stop()
