@@ -453,11 +453,6 @@ class Outbox:
         adapter = self.adapters.get(target.platform)
         if adapter is None:
             return None, f"no {target.platform} adapter"
-        return await self._retrying(adapter, key, target, message, since)
-
-    async def _retrying(
-        self, adapter: Adapter, key: str, target: Target, message: Message, since: datetime | None
-    ) -> tuple[MessageRef | None, str]:
         delays = self.policy.delays
         error: Exception
         for attempt in range(len(delays) + 1):
