@@ -25,7 +25,7 @@ from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
-import asyncpg
+import asyncpg  # type: ignore[import-untyped]
 from common import SLUG, Figure, Goal, RawStore, percentile, report
 from sqlalchemy.ext.asyncio import create_async_engine
 
