@@ -21,9 +21,12 @@ from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import aiohttp
+
+if TYPE_CHECKING:
+    from bot.db import Database
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "tests"))  # the fakes: `from fakes.slack import FakeSlack`
@@ -32,6 +35,7 @@ SIGNING_SECRET = "bench-signing-secret"
 SLACK_TOKEN = "xoxb-bench"
 SLACK_CHANNEL = "C0BENCH001"
 SLUG = "bench"
+KINDS = ("welcome", "talk", "talk", "talk", "panel", "talk", "talk", "networking")  # 6 intros in 8 items
 
 
 # --- the report ------------------------------------------------------------------------------------
@@ -327,6 +331,78 @@ async def prepare_emcee_database(database: Path, capacity: int, starts: datetime
         reply = await engine.handle(CommandLine(organizer, None, line))
         assert reply.ok, reply.text
     await db.close()
+
+
+async def fill(
+    db: Database,
+    starts: list[datetime],
+    item_gap: timedelta,
+    members: int,
+    kinds: tuple[str, ...] = KINDS,
+    platform: str = "bench",
+    first: int = 1,
+) -> None:
+    """Insert published events starting at `starts` (ids from `first`), each with one item per kind and
+    `members` of `platform` going, with DM reminders on."""
+    from sqlmodel import SQLModel
+
+    from bot.models import EventStatus, RsvpStatus
+
+    now = datetime.now(UTC)
+    async with db.engine.begin() as connection:
+        await connection.execute(
+            SQLModel.metadata.tables["event"].insert(),
+            [
+                {
+                    "slug": f"ev{n}",
+                    "uid": f"ev{n}@bench",
+                    "title": f"Meetup {n}",
+                    "description": "",
+                    "venue": "Hall",
+                    "url": "",
+                    "starts_at": start,
+                    "ends_at": start + item_gap * (len(kinds) + 1),
+                    "timezone": "America/Los_Angeles",
+                    "seats_taken": 0,
+                    "status": EventStatus.PUBLISHED,
+                    "sequence": 0,
+                    "updated_at": now,
+                }
+                for n, start in enumerate(starts, start=first)
+            ],
+        )
+        await connection.execute(
+            SQLModel.metadata.tables["agenda_item"].insert(),
+            [
+                {
+                    "event_id": n,
+                    "position": position,
+                    "starts_at": start + item_gap * (position - 1),
+                    "ends_at": start + item_gap * position,
+                    "title": f"Item {position}",
+                    "kind": kind,
+                    "abstract": "",
+                }
+                for n, start in enumerate(starts, start=first)
+                for position, kind in enumerate(kinds, start=1)
+            ],
+        )
+        opt_ins = [
+            {
+                "event_id": n,
+                "platform": platform,
+                "user_id": f"m{n}-{m}",
+                "display_name": "",
+                "status": RsvpStatus.GOING,
+                "guests": 0,
+                "queued_at": now,
+                "dm_reminders": True,
+            }
+            for n in range(first, first + len(starts))
+            for m in range(members)
+        ]
+        if opt_ins:
+            await connection.execute(SQLModel.metadata.tables["rsvp"].insert(), opt_ins)
 
 
 def rss_mb(pid: int | str = "self") -> float:
