@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 
 from bot.answering import QUEUE_WAIT, AckBudget, FollowUp
+from bot.engine import Engine
 from bot.messages import Reply
 
 QUICK = 0.004  # an engine call as quick as an RSVP on SQLite
@@ -63,3 +64,21 @@ async def test_calls_the_engine_runs_side_by_side_count_as_its_time_per_call() -
     await asyncio.gather(*(budget.run(overlapping) for _ in range(8)))
 
     assert budget.engine_time < 0.02
+
+
+async def test_engine_calls_from_the_platforms_overlap_on_either_database(engine: Engine) -> None:
+    """Several calls are in the database layer's hands at once, so that it can overlap or batch them."""
+    gate = asyncio.Event()
+    running: list[int] = []
+
+    async def held() -> Reply:
+        running.append(1)
+        await gate.wait()
+        return Reply("held")
+
+    calls = [asyncio.create_task(engine.acks.run(held)) for _ in range(4)]
+    await asyncio.sleep(0.01)
+
+    assert len(running) == 4
+    gate.set()
+    await asyncio.gather(*calls)
