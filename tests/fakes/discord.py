@@ -45,6 +45,8 @@ from aiohttp import BodyPartReader, WSCloseCode, WSMsgType, web
 from aiohttp.typedefs import Handler
 from multidict import CIMultiDict, CIMultiDictProxy
 
+from fakes.trips import Trips
+
 PAYLOADS_DIR = Path(__file__).resolve().parent.parent / "payloads" / "discord"
 API_PREFIX = "/api/v10"
 DISCORD_EPOCH_MS = 1_420_070_400_000
@@ -350,6 +352,7 @@ class FakeDiscord:
         self.gateway_frames: list[Json] = []
         self.gateway_queries: list[dict[str, str]] = []
         self.interactions: dict[int, FakeInteraction] = {}
+        self.trips: Trips[Call] = Trips()  # hooks on the REST requests answered, e.g. to crash the app mid-send
         self.commands: dict[int | None, list[Json]] = {}
         self._guild = load_payload("guild_create")
         self._application = load_payload("application")
@@ -409,6 +412,7 @@ class FakeDiscord:
     async def __aexit__(
         self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
     ) -> None:
+        self.trips.clear()
         for session in list(self._sessions):
             await session.ws.close(code=WSCloseCode.GOING_AWAY)
         if self._runner is not None:
@@ -629,8 +633,10 @@ class FakeDiscord:
         except web.HTTPMethodNotAllowed:
             response = DiscordApiError(405, 0, "405: Method Not Allowed").response()
         headers = CIMultiDictProxy(CIMultiDict(request.headers))
-        self.calls.append(Call(request.method, path, body, headers, dict(request.query), files, response.status))
+        call = Call(request.method, path, body, headers, dict(request.query), files, response.status)
+        self.calls.append(call)
         await self._notify()
+        await self.trips.run(call)
         return response
 
     def _fault(self, method: str, path: str, headers: Mapping[str, str]) -> web.Response | None:
