@@ -235,6 +235,10 @@ class Emcee:
         while line := await self.process.stdout.readline():
             self.output.append(line.decode())
 
+    def log(self, lines: int = 40) -> str:
+        """The end of what the process wrote (its log), for a failure's message."""
+        return "".join(self.output[-lines:])
+
     async def kill(self) -> None:
         """SIGKILL: the process ends at once, whatever it was doing."""
         os.kill(self.process.pid, signal.SIGKILL)
@@ -275,7 +279,8 @@ class Emcee:
             await asyncio.sleep(0.2)
 
     async def slack(self, command: str, text: str, user: tuple[str, str] = SLACK_ORGANIZER) -> str:
-        """A signed slash command as Slack sends it; returns the ack's text (the answer, or "Working on it…")."""
+        """A signed slash command as Slack sends it, which must not be refused; returns the ack's text (the
+        answer, or "Working on it…")."""
         fields = {
             **load_payload("slash_command_rsvp"),
             "command": command,
@@ -292,8 +297,9 @@ class Emcee:
                 f"{self.url}/slack/events", data=body.encode(), headers=signed_headers(body, SIGNING_SECRET)
             ) as response,
         ):
-            assert response.status == 200, await response.text()
-            return await response.text()
+            answer = await response.text()
+        assert response.status == 200 and "Usage:" not in answer, f"{command} {text} -> {response.status} {answer}"
+        return answer
 
     async def discord(self, path: str, user: User, **values: Any) -> None:
         """A slash command interaction on the gateway; waits for its initial response."""

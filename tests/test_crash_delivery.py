@@ -39,7 +39,8 @@ from fakes.trips import Trip
 from slack_sdk.web.async_client import AsyncWebClient
 
 SLUG = "crash-night"
-CREATE = f'event create {SLUG} "Crash Night" --starts 2026-09-01 18:00'
+STARTS = datetime.now(UTC) + timedelta(days=30)
+CREATE = f'event create {SLUG} "Crash Night" --starts {STARTS:%Y-%m-%d} 18:00'
 SLACK_MEMBERS = (("U0MEMBER01", "member1"), ("U0MEMBER02", "member2"))
 DISCORD_MEMBER = User(1301000000000000777, "member3")
 
@@ -76,27 +77,39 @@ async def crash_three_times(tmp_path: Path, point: KillPoint, kills: tuple[KillA
 async def _crash_once(path: Path, point: KillPoint, kill: KillAt) -> None:
     path.mkdir()
     async with platforms(path) as fakes:
-        first = await Emcee.start(fakes)
         try:
-            await point.prepare(first, fakes)
-            trips = _trips(fakes, point, kill)
-            acting = asyncio.create_task(point.act(first, fakes))
+            await _kill_and_restart(fakes, point, kill)
+        except Exception as exc:
+            exc.add_note(f"killed at {kill}")
+            raise
+
+
+async def _kill_and_restart(fakes: Platforms, point: KillPoint, kill: KillAt) -> None:
+    first = await Emcee.start(fakes)
+    try:
+        await point.prepare(first, fakes)
+        trips = _trips(fakes, point, kill)
+        acting = asyncio.create_task(point.act(first, fakes))
+        try:
             async with asyncio.timeout(20):
                 await asyncio.gather(*(trip.tripped.wait() for trip in trips))
-            await asyncio.sleep(kill.delay)
-            await first.kill()
-            with suppress(aiohttp.ClientError):  # the kill may cut the command's own answer off
-                await acting
-        finally:
-            await first.close()
-        fakes.clear_trips()
-        second = await Emcee.start(fakes)
-        try:
-            await point.check(second, fakes)
-            await second.wait_no_claims()
-            await second.stop()
-        finally:
-            await second.close()
+        except TimeoutError:
+            seen = [len(trip.seen) for trip in trips]
+            raise AssertionError(f"the trips saw {seen} requests, not {kill.nth}:\n" + first.log()) from None
+        await asyncio.sleep(kill.delay)
+        await first.kill()
+        with suppress(aiohttp.ClientError):  # the kill may cut the command's own answer off
+            await acting
+    finally:
+        await first.close()
+    fakes.clear_trips()
+    second = await Emcee.start(fakes)
+    try:
+        await point.check(second, fakes)
+        await second.wait_no_claims()
+        await second.stop()
+    finally:
+        await second.close()
 
 
 def _trips(fakes: Platforms, point: KillPoint, kill: KillAt) -> list[Trip[Any]]:
