@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import json
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable, Coroutine
 from contextlib import suppress
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -44,7 +44,7 @@ CREATE = f'event create {SLUG} "Crash Night" --starts {STARTS:%Y-%m-%d} 18:00'
 SLACK_MEMBERS = (("U0MEMBER01", "member1"), ("U0MEMBER02", "member2"))
 DISCORD_MEMBER = User(1301000000000000777, "member3")
 
-Step = Callable[[Emcee, Platforms], Awaitable[Any]]
+Step = Callable[[Emcee, Platforms], Coroutine[Any, Any, Any]]
 
 
 @dataclass(frozen=True)
@@ -108,6 +108,9 @@ async def _kill_and_restart(fakes: Platforms, point: KillPoint, kill: KillAt) ->
         await point.check(second, fakes)
         await second.wait_no_claims()
         await second.stop()
+    except AssertionError as exc:
+        exc.add_note("the restarted process wrote:\n" + second.log())
+        raise
     finally:
         await second.close()
 
