@@ -10,6 +10,7 @@ import asyncio
 import logging
 import signal
 from dataclasses import dataclass, field
+from datetime import timedelta
 from typing import TextIO
 
 from bot.clock import Clock, SystemClock
@@ -53,6 +54,7 @@ class App:
                 self._retrying.append(asyncio.create_task(self._keep_trying(adapter)))
         # What a stopped process committed but had not dispatched; the ledger keeps a replay from posting twice.
         self.bus.publish(await self.engine.outbox.left(), self.engine.outbox)
+        self.bus.spawn(self.publisher.catch_up())  # card edits a stopped process had not made
         if self.http is not None:
             await self.http.start()
             log.info("HTTP server listening on %s", self.http.url)
@@ -164,7 +166,8 @@ def build_app(
     )
     adapters = build_adapters(settings, secrets, console_out, http) if adapters is None else adapters
     channels = announce_channels(settings, adapters)
-    publisher = Publisher(db, clock, adapters, channels, base_url=settings.http.link_base)
+    lease = timedelta(seconds=settings.bot.delivery_lease_seconds)
+    publisher = Publisher(db, clock, adapters, channels, base_url=settings.http.link_base, lease=lease)
     bus.subscribe(publisher)
     runner = Runner(db, clock, publisher.outbox, publisher.targets(), Rules.from_settings(settings), metrics)
     bus.subscribe(runner)

@@ -76,6 +76,9 @@ class BotSettings(_Section):
     database_url: DatabaseUrl = "sqlite:///emcee.db"
     grace_minutes: int = Field(15, ge=0, le=MAX_GRACE_MINUTES)
     max_guests: int = Field(2, ge=0)
+    # A process that stops mid-send (a crash) leaves claims on its posts; another takes them over this many
+    # seconds after the last renewal. Shorter recovers sooner; a sending process renews 3 times per lease.
+    delivery_lease_seconds: float = Field(15.0, ge=1.0, le=300.0)
 
 
 class ReminderSettings(_Section):

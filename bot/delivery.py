@@ -31,7 +31,7 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 from bot.clock import Clock
 from bot.db import Database
 from bot.invocation import Actor, ChannelRef, MessageRef
-from bot.messages import Message
+from bot.messages import Message, digest
 from bot.models import Delivery, DeliveryStatus, table_of
 from bot.ports import Adapter, SendError
 
@@ -41,6 +41,7 @@ DEFAULT_LEASE = timedelta(seconds=15)
 HEARTBEATS_PER_LEASE = 3  # a claim's lease is renewed this often per lease while its send is in progress
 FINAL = (DeliveryStatus.SENT, DeliveryStatus.FAILED, DeliveryStatus.SKIPPED)
 _CHUNK = 500  # keys per IN (...) query
+LAPSE_FLOOR = 0.05  # seconds: the shortest wait for another sender's claim to lapse
 
 
 @dataclass(frozen=True)
@@ -202,11 +203,18 @@ class Ledger:
         )
 
     async def finish(
-        self, key: str, target: Target, status: DeliveryStatus, ref: MessageRef | None = None, error: str | None = None
+        self,
+        key: str,
+        target: Target,
+        status: DeliveryStatus,
+        ref: MessageRef | None = None,
+        error: str | None = None,
+        shown: str | None = None,
     ) -> None:
-        """Record how a claimed send ended (sent with its message ref, or failed with the error)."""
+        """Record how a claimed send ended: sent with its message ref and the digest of what it shows (None when
+        not known: a message an earlier sender sent), or failed with the error."""
         done: asyncio.Future[None] = asyncio.get_running_loop().create_future()
-        values = {"b_key": key, "b_target": target.encode(), "status": status, "error": error}
+        values = {"b_key": key, "b_target": target.encode(), "status": status, "error": error, "shown": shown}
         self._finishing.append(({**values, "message_ref": ref.encode() if ref else None}, done))
         if self._flusher is None:
             self._flusher = asyncio.create_task(self._flush())
@@ -305,32 +313,62 @@ class Ledger:
                 found.update((slot, Target.decode(target)) for slot in slots if key.startswith(slot + ":"))
         return found
 
-    async def lease_expiry(self, key: str) -> datetime | None:
-        """When the last unfinished claim on `key` lapses (None if there is none)."""
+    async def lease_expiry(self, keys: Collection[str]) -> datetime | None:
+        """When the last unfinished claim on any of `keys` lapses (None if there is none)."""
         async with self.db.session() as session:
             return (
                 await session.exec(
                     select(sa.func.max(Delivery.lease_until)).where(
-                        Delivery.key == key, Delivery.status == DeliveryStatus.CLAIMED
+                        col(Delivery.key).in_(list(keys)), Delivery.status == DeliveryStatus.CLAIMED
                     )
                 )
             ).one()
 
-    async def sent_refs(self, key_prefix: str) -> list[MessageRef]:
-        """Message refs of every post sent under keys starting with `key_prefix` (for later edits)."""
+    async def lapse(self, keys: Collection[str]) -> None:
+        """Wait until the unfinished claims on `keys`, as they stand now, lapse (if no one renews them)."""
+        expiry = await self.lease_expiry(keys)
+        # The floor keeps a claim finished meanwhile (no expiry) or just taken over by another from a busy loop.
+        await asyncio.sleep(max(self._seconds_until(expiry) if expiry else 0.0, LAPSE_FLOOR))
+
+    async def sent_refs(self, key_prefix: str, showing_other_than: str | None = None) -> list[MessageRef]:
+        """Message refs of every post sent under keys starting with `key_prefix` (for later edits); with
+        `showing_other_than`, only those not known to show the message of that digest."""
+        query = (
+            select(Delivery.message_ref)
+            .where(col(Delivery.key).startswith(key_prefix), Delivery.status == DeliveryStatus.SENT)
+            .where(col(Delivery.message_ref).is_not(None))
+            .order_by(col(Delivery.id))
+        )
+        if showing_other_than is not None:
+            query = query.where(sa.or_(col(Delivery.shown).is_(None), col(Delivery.shown) != showing_other_than))
         async with self.db.session() as session:
-            refs = (
-                await session.exec(
-                    select(Delivery.message_ref)
-                    .where(col(Delivery.key).startswith(key_prefix), Delivery.status == DeliveryStatus.SENT)
-                    .where(col(Delivery.message_ref).is_not(None))
-                    .order_by(col(Delivery.id))
-                )
-            ).all()
+            refs = (await session.exec(query)).all()
         return [MessageRef.decode(ref) for ref in refs if ref]
+
+    async def showing(self, key_prefix: str, refs: Collection[MessageRef], shown: str) -> None:
+        """Record that the messages `refs`, posted under `key_prefix`, now show the message of digest `shown`."""
+        if not refs:
+            return
+        async with self.db.session() as session:
+            await session.exec(
+                update(Delivery)
+                .where(col(Delivery.key).startswith(key_prefix), col(Delivery.status) == DeliveryStatus.SENT)
+                .where(col(Delivery.message_ref).in_([ref.encode() for ref in refs]))
+                .values(shown=shown)
+            )
 
 
 _Turn = tuple[asyncio.Future[None] | None, asyncio.Future[None]]  # (the previous send's, this send's)
+Build = Callable[[], Awaitable[Message]] | Message
+
+
+@dataclass(frozen=True)
+class Post:
+    """One post for Outbox.settle: its ledger key, where it goes, and its message (or how to build it)."""
+
+    key: str
+    targets: Sequence[Target]
+    build: Build
 
 
 @dataclass
@@ -360,9 +398,7 @@ class Outbox:
     async def deliver(self, key: str, target: Target, build: Callable[[], Awaitable[Message]]) -> MessageRef | None:
         return (await self.fan_out(key, [target], build)).sent.get(target)
 
-    def fan_out(
-        self, key: str, targets: Sequence[Target], build: Callable[[], Awaitable[Message]] | Message
-    ) -> asyncio.Task[FanOut]:
+    def fan_out(self, key: str, targets: Sequence[Target], build: Build) -> asyncio.Task[FanOut]:
         """Send `key` to every target that this caller can claim. `build` runs once, only if something was claimed.
 
         The post takes its place in each target's queue before this returns, so posts handed over one after
@@ -371,9 +407,7 @@ class Outbox:
         turns = {target: self._queue(target) for target in targets}
         return asyncio.create_task(self._fan_out(key, turns, build))
 
-    async def _fan_out(
-        self, key: str, turns: dict[Target, _Turn], build: Callable[[], Awaitable[Message]] | Message
-    ) -> FanOut:
+    async def _fan_out(self, key: str, turns: dict[Target, _Turn], build: Build) -> FanOut:
         targets = list(turns)
         result = FanOut({}, [])
         try:
@@ -395,6 +429,29 @@ class Outbox:
         finally:
             for target, turn in turns.items():
                 self._leave(target, turn)
+
+    async def settle(self, posts: Sequence[Post]) -> None:
+        """Fan out each post, in order, and return once every target of every post is sent, failed or skipped.
+
+        A target whose claim another sender holds is tried again when that claim's lease lapses: the sender may
+        have died mid-send (a replay at start-up meets its own crashed claims this way), and the takeover asks
+        the platform whether its message landed. Retries go out in the posts' order, as the first round did.
+        """
+        waiting = [list(post.targets) for post in posts]
+        while True:
+            rounds = [self.fan_out(post.key, targets, post.build) for post, targets in zip(posts, waiting, strict=True)]
+            waiting = [(await task).refused for task in rounds]
+            held = [post.key for post, targets in zip(posts, waiting, strict=True) if targets]
+            if not held:
+                return
+            settled = await self.ledger.settled(held)
+            waiting = [
+                [t for t in targets if (post.key, t.encode()) not in settled]
+                for post, targets in zip(posts, waiting, strict=True)
+            ]
+            if not any(waiting):
+                return
+            await self.ledger.lapse(held)
 
     async def send_claimed(self, key: str, claimed: Claimed, message: Message) -> dict[Target, MessageRef]:
         """Send a post whose targets the caller already claimed (Ledger.claim_posts), and record each send."""
@@ -440,7 +497,9 @@ class Outbox:
             finally:
                 self._leave(target, turn)  # the next post to this target need not wait for the bookkeeping
         if ref is not None:
-            await self.ledger.finish(key, target, DeliveryStatus.SENT, ref)
+            # A takeover may have found the earlier sender's message, built from the state of its time.
+            shown = digest(message) if since is None else None
+            await self.ledger.finish(key, target, DeliveryStatus.SENT, ref, shown=shown)
         else:
             log.warning("post %s to %s failed for good: %s", key, target.encode(), error)
             await self.ledger.finish(key, target, DeliveryStatus.FAILED, error=error)

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable, Coroutine, Sequence
 from dataclasses import dataclass, replace
 from typing import Any, get_args
 
@@ -169,9 +169,13 @@ class EffectBus:
     def publish(self, effects: Sequence[Pending], outbox: EffectLog) -> None:
         """Dispatch each effect to every subscriber; once all have handled it, its row is marked done."""
         for pending in effects:
-            task = asyncio.create_task(self._dispatch(pending, outbox))
-            self._tasks.add(task)
-            task.add_done_callback(self._tasks.discard)
+            self.spawn(self._dispatch(pending, outbox))
+
+    def spawn(self, work: Coroutine[Any, Any, None]) -> None:
+        """Run `work` in the background like an effect's dispatch: `drain` waits for it too."""
+        task = asyncio.create_task(work)
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
 
     async def _dispatch(self, pending: Pending, outbox: EffectLog) -> None:
         await asyncio.gather(*(self._run(subscriber, pending.effect) for subscriber in self._subscribers))

@@ -6,6 +6,7 @@ show viewers their own local time and fall back to the event's zone.
 
 from __future__ import annotations
 
+import hashlib
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
@@ -184,3 +185,9 @@ READ_ONLY = Reply(
 def refusal(message: str, usage: str | None) -> Reply:
     """The answer to rejected input: what was wrong, and the usage line, to the sender only."""
     return Reply(f"⚠️ {message}", ok=False, usage=usage)
+
+
+def digest(message: Message) -> str:
+    """A short fingerprint of what `message` shows: two messages have the same one when they read the same.
+    (Messages are frozen dataclasses of plain values, so their repr is a faithful rendering of them.)"""
+    return hashlib.sha256(repr(message).encode()).hexdigest()[:32]

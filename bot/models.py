@@ -148,6 +148,7 @@ class Delivery(SQLModel, table=True):
     target: str = Field(max_length=255)
     status: str = Field(max_length=16)
     message_ref: str | None = Field(default=None, max_length=255)
+    shown: str | None = Field(default=None, max_length=64)  # messages.digest of what the message shows now
     attempts: int = 0
     lease_until: datetime | None = Field(default=None, sa_column=_utc_column(nullable=True))
     error: str | None = None

@@ -13,13 +13,15 @@ import math
 import time
 from collections import defaultdict
 from collections.abc import Awaitable, Callable, Iterable, Mapping
+from datetime import timedelta
 
+from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from bot import compose
 from bot.clock import Clock
 from bot.db import Database
-from bot.delivery import FanOut, Ledger, Outbox, Target
+from bot.delivery import DEFAULT_LEASE, Build, Ledger, Outbox, Post, Target
 from bot.effects import (
     AgendaChanged,
     CardPosted,
@@ -30,9 +32,10 @@ from bot.effects import (
     SeatsChanged,
 )
 from bot.invocation import ChannelRef, MessageRef
-from bot.messages import Message, Notice
+from bot.messages import Message, Notice, digest
 from bot.models import Event
 from bot.ports import Adapter
+from bot.statuses import EventStatus
 
 log = logging.getLogger(__name__)
 
@@ -98,13 +101,14 @@ class Publisher:
         adapters: Mapping[str, Adapter],
         channels: Mapping[str, Iterable[ChannelRef]],
         base_url: str = "",
+        lease: timedelta = DEFAULT_LEASE,
     ) -> None:
         self.db = db
         self.base_url = base_url  # where cards' calendar links point (settings.http.link_base)
         self.clock = clock
         self.adapters = adapters
         self.channels = {platform: list(refs) for platform, refs in channels.items() if platform in adapters}
-        self.outbox = Outbox(Ledger(db, clock), adapters)
+        self.outbox = Outbox(Ledger(db, clock, lease), adapters)
         self.ledger = self.outbox.ledger
         self.edits = EditThrottle(EDIT_INTERVAL)
 
@@ -120,17 +124,15 @@ class Publisher:
                     self.refresh(agenda_key(event_id), self._agenda, event_id),
                 )
             case AgendaChanged(event_id, update, post):
-                await self.broadcast(f"agenda-update:{event_id}:{_post(post)}", lambda: _const(update))
+                await self.broadcast(f"agenda-update:{event_id}:{_post(post)}", update)
             case EventCancelled(event_id):
                 notice = compose.cancellation_notice(await self._event(event_id))
-                await self.broadcast(f"cancelled:{event_id}", lambda: _const(notice))
+                await self.broadcast(f"cancelled:{event_id}", notice)
             case MemberPromoted(event_id, member, number):
                 notice = compose.promotion_notice(await self._event(event_id))
                 if member.platform in self.adapters:
                     target = Target(member.platform, member.user_id, user=True)
-                    await self.outbox.deliver(
-                        f"promoted:{event_id}:{member.user_id}:{number}", target, lambda: _const(notice)
-                    )
+                    await self.outbox.settle([Post(f"promoted:{event_id}:{member.user_id}:{number}", [target], notice)])
 
     def targets(self) -> list[Target]:
         return [Target(platform, ref.channel_id) for platform, refs in self.channels.items() for ref in refs]
@@ -140,32 +142,16 @@ class Publisher:
         names it in the ledger: posting the same `post` again sends only what has not been sent).
 
         All posts are handed to the outbox at once, in order: each channel gets the words, the card and the
-        agenda in that order, at its own pace, so a slow channel holds up no other.
+        agenda in that order, at its own pace, so a slow channel holds up no other. Once they are everywhere,
+        an edit made while they were on their way (which reached only the channels that had them) is caught up.
         """
         targets = self.targets()
         card, agenda = await self._card(event_id), await self._agenda(event_id)
-        announced = [self.outbox.fan_out(f"announce:{event_id}:{post}", targets, Notice(text))] if text else []
-        cards = self.outbox.fan_out(card_key(event_id) + post, targets, card)
-        agendas = self.outbox.fan_out(agenda_key(event_id) + post, targets, agenda)
-        await asyncio.gather(
-            *announced,
-            self._catch_up(cards, card, card_key(event_id), self._card, event_id),
-            self._catch_up(agendas, agenda, agenda_key(event_id), self._agenda, event_id),
-        )
-
-    async def _catch_up(
-        self,
-        sending: Awaitable[FanOut],
-        sent: Message,
-        prefix: str,
-        build: Callable[[int], Awaitable[Message]],
-        event_id: int,
-    ) -> None:
-        """Once `sent` has reached every channel, bring it up to date if the event changed meanwhile: an edit
-        made while it was still on its way to a slow channel reached only the channels that had it."""
-        await sending
-        if await build(event_id) != sent:
-            await self.refresh(prefix, build, event_id)
+        announced = [Post(f"announce:{event_id}:{post}", targets, Notice(text))] if text else []
+        cards = Post(card_key(event_id) + post, targets, card)
+        agendas = Post(agenda_key(event_id) + post, targets, agenda)
+        await self.outbox.settle([*announced, cards, agendas])
+        await self._refresh_stale(event_id)
 
     async def refresh(self, prefix: str, build: Callable[[int], Awaitable[Message]], event_id: int) -> None:
         """Edit every message posted under `prefix` to show the event's current state (throttled per prefix)."""
@@ -173,24 +159,46 @@ class Publisher:
             return  # nothing posted yet (a draft, or the post is on its way and shows the current state)
 
         async def edit() -> None:
-            refs = await self.ledger.sent_refs(prefix)
             message = await build(event_id)
-            await asyncio.gather(*(self._edit(ref, message) for ref in refs))
+            shown = digest(message)
+            refs = await self.ledger.sent_refs(prefix, showing_other_than=shown)
+            edited = await asyncio.gather(*(self._edit(ref, message) for ref in refs))
+            await self.ledger.showing(prefix, [ref for ref, done in zip(refs, edited, strict=True) if done], shown)
 
         await self.edits(prefix, edit)
 
-    async def broadcast(self, key: str, build: Callable[[], Awaitable[Message]]) -> None:
-        """Send one post to every announce channel, concurrently across channels."""
-        await self.outbox.fan_out(key, self.targets(), build)
+    async def catch_up(self) -> None:
+        """Bring every posted card and agenda of an event not yet over up to date: an edit that a crash (or a
+        platform outage) cut off is made now. Posts that already show the current state are left alone."""
+        async with self.db.session() as session:
+            live = await session.exec(
+                select(Event.id).where(col(Event.status) != EventStatus.DRAFT, col(Event.ends_at) > self.clock.now())
+            )
+            event_ids = [event_id for event_id in live.all() if event_id is not None]
+        for event_id in event_ids:
+            await self._refresh_stale(event_id)
 
-    async def _edit(self, ref: MessageRef, message: Message) -> None:
+    async def _refresh_stale(self, event_id: int) -> None:
+        """Edit the event's card and agenda posts that are not known to show its current state."""
+        for prefix, build in ((card_key(event_id), self._card), (agenda_key(event_id), self._agenda)):
+            if await self.ledger.sent_refs(prefix, showing_other_than=digest(await build(event_id))):
+                await self.refresh(prefix, build, event_id)
+
+    async def broadcast(self, key: str, build: Build) -> None:
+        """Send one post to every announce channel, concurrently across channels."""
+        await self.outbox.settle([Post(key, self.targets(), build)])
+
+    async def _edit(self, ref: MessageRef, message: Message) -> bool:
+        """Whether the message now shows `message` (False when its platform is not run, or the edit failed)."""
         adapter = self.adapters.get(ref.platform)
         if adapter is None:
-            return
+            return False
         try:
             await adapter.edit(ref, message)
         except Exception as exc:
             log.warning("editing %s failed: %s", ref.encode(), exc)
+            return False
+        return True
 
     async def _event(self, event_id: int) -> Event:
         async with self.db.session() as session:
@@ -210,10 +218,6 @@ async def _get(session: AsyncSession, event_id: int) -> Event:
     if event is None:
         raise LookupError(f"event {event_id} is gone")
     return event
-
-
-async def _const(message: Message) -> Message:
-    return message
 
 
 def _post(post: int | None) -> str:

@@ -341,7 +341,7 @@ class Runner:
 
     async def _after_lease(self, post: PlannedPost) -> None:
         """A claim held elsewhere may belong to a sender that died: look again once its lease lapses."""
-        expiry = await self.ledger.lease_expiry(post.key)
+        expiry = await self.ledger.lease_expiry([post.key])
         if expiry is None or expiry - post.run_at > self.rules.grace or self._stopped:
             return
         async with self._lock:
