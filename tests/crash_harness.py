@@ -160,9 +160,12 @@ enabled = false
                 found.append(f"{key} to {target} is {status} in the ledger")
         return found
 
+    def undelivered(self, posts: dict[str, list[str]]) -> list[str]:
+        """The problems of each post (key prefix: its targets); none once each reached each target exactly once."""
+        return [problem for prefix, targets in posts.items() for problem in self.problems(prefix, targets)]
+
     async def wait_delivered(self, posts: dict[str, list[str]], timeout: float = 20.0) -> None:
-        """Wait until every post (key prefix: targets) reached each of its targets exactly once."""
-        await wait_for(lambda: [p for prefix, ts in posts.items() for p in self.problems(prefix, ts)], timeout)
+        await wait_for(lambda: self.undelivered(posts), timeout)
 
     def clear_trips(self) -> None:
         self.slack.trips.clear()

@@ -33,7 +33,7 @@ import time
 import uuid
 import zlib
 from collections.abc import AsyncIterator, Callable, Iterator, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from pathlib import Path
 from types import TracebackType
@@ -624,7 +624,11 @@ class FakeDiscord:
         path = request.path[len(API_PREFIX) :]
         body, files = await _read_body(request)
         request[_BODY], request[_FILES] = body, files
+        headers = CIMultiDictProxy(CIMultiDict(request.headers))
+        received = Call(request.method, path, body, headers, dict(request.query), files)
         try:
+            if not await self.trips.admit(received):
+                raise DiscordApiError(500, 0, "500: Internal Server Error")
             response = self._fault(request.method, path, request.headers) or await handler(request)
         except DiscordApiError as error:
             response = error.response()
@@ -632,11 +636,10 @@ class FakeDiscord:
             response = DiscordApiError(404, 0, "404: Not Found").response()
         except web.HTTPMethodNotAllowed:
             response = DiscordApiError(405, 0, "405: Method Not Allowed").response()
-        headers = CIMultiDictProxy(CIMultiDict(request.headers))
-        call = Call(request.method, path, body, headers, dict(request.query), files, response.status)
+        call = replace(received, status=response.status)
         self.calls.append(call)
         await self._notify()
-        await self.trips.run(call)
+        await self.trips.passed(call)
         return response
 
     def _fault(self, method: str, path: str, headers: Mapping[str, str]) -> web.Response | None:

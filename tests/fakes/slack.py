@@ -253,8 +253,10 @@ class FakeSlack:
             return _json({"ok": False, "error": "unknown_method"})
         if token is None:
             return _json({"ok": False, "error": "not_authed"})
+        if not await self.trips.admit(call):
+            return _json({"ok": False, "error": "fatal_error"}, status=500)
         body = answer(params, token)
-        await self.trips.run(call)
+        await self.trips.passed(call)
         return _json(body)
 
     def _channel_rate_limit(self, method: str, params: dict[str, Any]) -> _Fault | None:
