@@ -5,8 +5,7 @@ answer itself, which reads best, but nothing slow may run before it. So, when th
 answer quickly (the calls ahead of this one, at a moving average of one call each, fit in
 FAST_ENOUGH), the call starts at once and its answer goes in the ack, unless it takes longer than
 `wait`. Otherwise (a burst queueing on SQLite) the adapter acks first ("working on it", a deferral)
-and the call runs after that, so that no ack waits behind the queue (bench/bench_slack_ack.py,
-bench/bench_discord_ack.py).
+and the call runs after that, so that no ack waits behind the queue (bench/bench_ack.py).
 
 Engine calls from the platforms run in a few slots: one on SQLite, which has one writer, so that
 more would only contend and starve the acks of CPU.

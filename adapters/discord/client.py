@@ -2,7 +2,7 @@
 
 Inbound, every interaction gets its initial response within Discord's 3 seconds, by the engine's ack
 budget (bot/answering.py): when the answer comes in time it is the response; otherwise the
-interaction is deferred (ephemeral "thinking") and followed up (bench/bench_discord_ack.py).
+interaction is deferred (ephemeral "thinking") and followed up (bench/bench_ack.py).
 Answers are ephemeral unless the engine says otherwise; a refusal always is, with the usage line.
 
 Outbound, `send`, `edit` and `send_dm` post embeds through discord.py, whose buckets handle rate

@@ -2,7 +2,7 @@
 
 Inbound, every slash command is acknowledged well within Slack's 3 seconds, by the engine's ack budget
 (bot/answering.py): when the answer comes in time it travels in the ack itself; otherwise the ack
-says "Working on it…" and the answer follows through `respond` (bench/bench_slack_ack.py). Button
+says "Working on it…" and the answer follows through `respond` (bench/bench_ack.py). Button
 clicks are acknowledged first, then handled and answered with an ephemeral message; the card's
 counts follow through the publisher's edits.
 
