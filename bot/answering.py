@@ -5,7 +5,7 @@ answer itself, which reads best (one message, at once), but nothing slow may run
 command whose answer should come quickly starts at once and its answer goes in the ack, unless it
 takes longer than `wait`; otherwise the adapter acks first ("working on it", a deferral) and the
 call runs after that. An answer should come quickly when one engine call (a moving average) is under
-SLOW, and the calls ahead of it in the slots would hold it up no longer than QUEUE_WAIT: in a burst
+SLOW, and the calls ahead of it (running, or queued for a slot) would hold it up no longer than QUEUE_WAIT: in a burst
 every ack would otherwise wait behind the queue, as a bare library's never does (bench/bench_ack.py).
 Calls that would wait longer are acked at once, and answered as the engine gets to them.
 
