@@ -1,20 +1,23 @@
 """Answer in the ack or follow up: the one rule both chat platforms apply to a command.
 
 Slack and Discord drop a command that is not acknowledged within 3 seconds. The ack can carry the
-answer itself, which reads best, but nothing slow may run before it. So, when the engine should
-answer quickly (the calls ahead of this one, at a moving average of one call each, fit in
-FAST_ENOUGH), the call starts at once and its answer goes in the ack, unless it takes longer than
-`wait`. Otherwise (a burst queueing on SQLite) the adapter acks first ("working on it", a deferral)
-and the call runs after that, so that no ack waits behind the queue (bench/bench_ack.py).
+answer itself, which reads best (one message, at once), but nothing slow may run before it. So a
+command whose answer should come quickly starts at once and its answer goes in the ack, unless it
+takes longer than `wait`; otherwise the adapter acks first ("working on it", a deferral) and the
+call runs after that. An answer should come quickly when one engine call (a moving average) is under
+SLOW, and the calls ahead of it (running, or queued for a slot) would hold it up no longer than QUEUE_WAIT: in a burst
+every ack would otherwise wait behind the queue, as a bare library's never does (bench/bench_ack.py).
+Calls that would wait longer are acked at once, and answered as the engine gets to them.
 
-Engine calls from the platforms run in a few slots: one on SQLite, which has one writer, so that
-more would only contend and starve the acks of CPU.
+Engine calls from the platforms run in a few slots (bot/engine.py), so that a burst queues here
+instead of starving the acks of CPU.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
+import math
 import time
 from collections.abc import Awaitable, Callable
 
@@ -23,7 +26,8 @@ from bot.messages import INTERNAL_ERROR, Reply
 log = logging.getLogger(__name__)
 
 ACK_WAIT = 2.0  # longest wait for the engine before acking without the answer; platforms drop a command after 3 s
-FAST_ENOUGH = 0.1  # expected wait below which waiting for the answer beats acking first
+SLOW = 0.1  # an engine call expected to take this long or longer is acked first, then answered
+QUEUE_WAIT = 0.01  # the longest an ack may wait for the engine calls ahead of its own
 ENGINE_TIME = 0.01  # a first guess at one engine call: an RSVP on SQLite (bench/bench_rsvp.py)
 
 EngineCall = Callable[[], Awaitable[Reply]]
@@ -44,10 +48,10 @@ class AckBudget:
     """Decides, per command, whether its answer can travel in the ack; runs the engine calls in slots."""
 
     def __init__(self, slots: int, wait: float = ACK_WAIT) -> None:
-        self.slots = slots
         self.wait = wait  # seconds an ack may wait for the answer
-        self.engine_time = ENGINE_TIME  # moving average of one engine call, in seconds
+        self.engine_time = ENGINE_TIME  # seconds the engine takes per call, a moving average (see _count)
         self.in_flight = 0  # engine calls queued or running
+        self._finished = -math.inf  # when the last call finished (time.monotonic)
         self._slots = asyncio.Semaphore(slots)
         self._tasks: set[asyncio.Task[Reply]] = set()  # started calls, kept until done
 
@@ -76,13 +80,22 @@ class AckBudget:
                     log.exception("a command from a chat platform failed")
                     return INTERNAL_ERROR
                 finally:
-                    self.engine_time = 0.8 * self.engine_time + 0.2 * (time.monotonic() - started)
+                    self._count(started)
         finally:
             self.in_flight -= 1
 
+    def _count(self, started: float) -> None:
+        """Fold a finished call into `engine_time`: the time from its start, or from the end of the call before
+        it if that came later. One call at a time, that is the call's duration; with several in the slots at
+        once, the engine's time per call however it overlaps them, so `in_flight` calls drain in about
+        `in_flight * engine_time`."""
+        now = time.monotonic()
+        self.engine_time = 0.8 * self.engine_time + 0.2 * (now - max(started, self._finished))
+        self._finished = now
+
     def _expect_fast(self) -> bool:
-        """Whether the answer should come soon: the calls ahead each take about `engine_time`, `slots` at a time."""
-        return (self.in_flight // self.slots + 1) * self.engine_time < FAST_ENOUGH
+        """Whether the answer should come soon: the call itself is quick, and so is the queue ahead of it."""
+        return self.engine_time < SLOW and self.in_flight * self.engine_time <= QUEUE_WAIT
 
     def _start(self, call: EngineCall) -> asyncio.Task[Reply]:
         """Start the call now; it counts as in flight from here, before its task first runs."""

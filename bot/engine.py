@@ -36,8 +36,11 @@ from bot.models import Event
 
 log = logging.getLogger(__name__)
 
-# Engine calls from the chat platforms that run at once: SQLite has one writer, PostgreSQL takes several.
-SLOTS_SQLITE = 1
+# Engine calls from the chat platforms that run at once; the rest queue in the ack budget (bot/answering.py),
+# which learns how fast the engine gets through them however they overlap. Several on SQLite too, so that the
+# database layer has calls in hand together to overlap or batch what it can; few enough that a burst queues in
+# the budget, where a command can still be acked first, rather than on the database.
+SLOTS_SQLITE = 8
 SLOTS_POSTGRES = 8
 # Metric labels of a command whose name is not known: a line that names none, a path that is none.
 UNPARSED = "unparsed"

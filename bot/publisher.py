@@ -154,9 +154,10 @@ class Publisher:
         await self._refresh_stale(event_id)
 
     async def refresh(self, prefix: str, build: Callable[[int], Awaitable[Message]], event_id: int) -> None:
-        """Edit every message posted under `prefix` to show the event's current state (throttled per prefix)."""
-        if not await self.ledger.sent_refs(prefix):
-            return  # nothing posted yet (a draft, or the post is on its way and shows the current state)
+        """Edit every message posted under `prefix` to show the event's current state (throttled per prefix).
+        The ledger is read only when the edit is made, so the changes inside an interval (one per RSVP in a
+        burst) read nothing. None may be posted yet (a draft, or a post on its way, which shows the current
+        state), or all may show this state already: then nothing is edited."""
 
         async def edit() -> None:
             message = await build(event_id)

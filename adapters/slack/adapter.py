@@ -2,9 +2,13 @@
 
 Inbound, every slash command is acknowledged well within Slack's 3 seconds, by the engine's ack budget
 (bot/answering.py): when the answer comes in time it travels in the ack itself; otherwise the ack
-says "Working on it…" and the answer follows through `respond` (bench/bench_ack.py). Button
-clicks are acknowledged first, then handled and answered with an ephemeral message; the card's
-counts follow through the publisher's edits.
+says "Working on it…" and the answer follows through the command's response_url (bench/bench_ack.py).
+Bolt runs with process_before_response, so the ack leaves as soon as the listener returns (without it,
+Bolt polls for the ack every 10 ms); whatever comes after the ack (a follow-up answer, a file, a
+button click's handling) therefore runs in the background, through the engine's bus, whose `drain`
+waits for it. Button clicks are acknowledged first, then handled and answered with an ephemeral
+message; the card's counts follow through the publisher's edits. Answers to a response_url go out
+through the adapter's one aiohttp session, as the Web API calls do.
 
 Outbound, one AsyncWebClient (base URL from `slack.api_base_url`, one shared aiohttp session)
 posts, edits and opens DMs. A 429 is retried by slack_sdk's AsyncRateLimitErrorRetryHandler, which
@@ -17,7 +21,7 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Coroutine
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
@@ -29,18 +33,20 @@ from slack_bolt.app.async_app import AsyncApp
 from slack_bolt.request.internals import parse_body
 from slack_bolt.response import BoltResponse
 from slack_sdk.errors import SlackApiError, SlackClientError
+from slack_sdk.http_retry.async_handler import AsyncRetryHandler
 from slack_sdk.http_retry.builtin_async_handlers import (
     AsyncConnectionErrorRetryHandler,
     AsyncRateLimitErrorRetryHandler,
 )
 from slack_sdk.web.async_client import AsyncWebClient
 from slack_sdk.web.async_slack_response import AsyncSlackResponse
+from slack_sdk.webhook.async_client import AsyncWebhookClient
 
 from adapters.slack import blocks, payloads
 from bot.answering import FollowUp
 from bot.config import ConfigError, Secrets, SlackSettings
 from bot.http import HttpServer
-from bot.invocation import Actor, ChannelRef, MessageRef
+from bot.invocation import Actor, ChannelRef, CommandOptions, MessageRef
 from bot.messages import Attachment, Message, Reply
 from bot.ports import PlatformUnreachable, SendError
 
@@ -189,14 +195,12 @@ class SlackAdapter:
             token=self._secrets.slack_bot_token,
             signing_secret=self._secrets.slack_signing_secret or "",
             logger=logging.getLogger(f"{__name__}.bolt"),
+            process_before_response=True,  # the ack leaves when the listener returns, not at Bolt's next 10 ms poll
         )
         client = app.client
         client.base_url = self.settings.api_base_url
         client.session = session
-        client.retry_handlers = [
-            AsyncConnectionErrorRetryHandler(),
-            AsyncRateLimitErrorRetryHandler(max_retry_count=RATE_LIMIT_RETRIES),
-        ]
+        client.retry_handlers = _retry_handlers()
         for root in self.engine.registry.roots:
             app.command(f"/{root}")(self._on_command)
         app.use(_well_formed)  # runs after Bolt's signature check
@@ -224,29 +228,37 @@ class SlackAdapter:
 
     # --- inbound -------------------------------------------------------------------------------
 
-    async def _on_command(self, ack: Any, command: dict[str, Any], respond: Any) -> None:
+    async def _on_command(self, ack: Any, command: dict[str, Any]) -> None:
         started = time.monotonic()
         request = payloads.command_request(command)
+        response_url = command.get("response_url")
         answer = await self.engine.acks.answer(lambda: self.engine.handle(request))
         if isinstance(answer, FollowUp):
             await ack(text=WORKING, response_type="ephemeral")
             self._acked(started)
-            reply = await answer.reply()
-            await respond(**self._reply_fields(reply))
+            self._after_ack(self._follow_up(answer, request.actor, response_url))
         else:
-            reply = answer
-            await ack(**self._reply_fields(reply))
+            await ack(**self._reply_fields(answer))
             self._acked(started)
-        if reply.attachment is not None:
-            await self._send_attachment(request.actor, reply.attachment, respond)
+            if answer.attachment is not None:
+                self._after_ack(self._send_attachment(request.actor, answer.attachment, response_url))
 
-    async def _on_rsvp_click(self, ack: Any, body: dict[str, Any], action: dict[str, Any], respond: Any) -> None:
+    async def _follow_up(self, answer: FollowUp, actor: Actor, response_url: str | None) -> None:
+        """The answer of a command acked with "Working on it…", on its response_url once the engine has it."""
+        reply = await answer.reply()
+        await self._respond(response_url, **self._reply_fields(reply))
+        if reply.attachment is not None:
+            await self._send_attachment(actor, reply.attachment, response_url)
+
+    async def _on_rsvp_click(self, ack: Any, body: dict[str, Any], action: dict[str, Any]) -> None:
         started = time.monotonic()
         await ack()
         self._acked(started)
         click = payloads.rsvp_click(body, action)
-        if click is None:
-            return
+        if click is not None:
+            self._after_ack(self._answer_click(click, body.get("response_url")))
+
+    async def _answer_click(self, click: CommandOptions, response_url: str | None) -> None:
         rendered = blocks.render_reply(await self.engine.acks.run(lambda: self.engine.handle(click)))
         if click.channel is not None:
             try:
@@ -257,7 +269,23 @@ class SlackAdapter:
             except SlackApiError as exc:
                 log.info("ephemeral answer in %s failed (%s); using the response_url", click.channel, exc)
         # A click where the bot cannot post (a DM, a shared channel): the response_url still reaches the member.
-        await respond(response_type="ephemeral", replace_original=False, **rendered.fields())
+        await self._respond(response_url, response_type="ephemeral", replace_original=False, **rendered.fields())
+
+    def _after_ack(self, work: Coroutine[Any, Any, None]) -> None:
+        """Run what follows an ack in the background, once the listener has returned and Bolt has sent the
+        ack; the engine's bus runs it, so `drain` (and a clean stop) waits for it too."""
+        self.engine.bus.spawn(_logged(work))
+
+    async def _respond(self, response_url: str | None, **fields: Any) -> None:
+        """Post a message to a command's or a click's response_url through the adapter's session (Bolt's
+        `respond` opens a session, and a connection, for every call)."""
+        if not response_url:
+            log.warning("a Slack request came without a response_url; its answer is dropped")
+            return
+        client = AsyncWebhookClient(response_url, session=self._session, retry_handlers=_retry_handlers(), logger=log)
+        response = await client.send_dict(fields)
+        if response.status_code != 200:
+            log.warning("answering on a response_url failed: %s %s", response.status_code, response.body)
 
     def _acked(self, started: float) -> None:
         self.engine.metrics.observe_ack(self.platform, time.monotonic() - started)
@@ -269,7 +297,7 @@ class SlackAdapter:
             "response_type": "ephemeral" if reply.private else "in_channel",
         }
 
-    async def _send_attachment(self, actor: Actor, attachment: Attachment, respond: Any) -> None:
+    async def _send_attachment(self, actor: Actor, attachment: Attachment, response_url: str | None) -> None:
         """A file (the attendee CSV) goes to the member's DM with the bot, never to the channel."""
         try:
             channel = await self._dm_channel(actor.user_id)
@@ -283,7 +311,9 @@ class SlackAdapter:
         except (SlackSendError, SlackClientError) as exc:
             error = exc.error if isinstance(exc, SlackSendError) else "upload failed"
             log.warning("sending %s to %s failed: %s", attachment.filename, actor.user_id, exc)
-            await respond(text=f"⚠️ I couldn't send {attachment.filename}: {error}", response_type="ephemeral")
+            await self._respond(
+                response_url, text=f"⚠️ I couldn't send {attachment.filename}: {error}", response_type="ephemeral"
+            )
 
     # --- outbound ------------------------------------------------------------------------------
 
@@ -348,6 +378,19 @@ class SlackAdapter:
                 log.warning("Slack %s to channel %s failed: %s; %s", method, channel, error, hint)
             retry_after = exc.response.headers.get("Retry-After") if error == "ratelimited" else None
             raise SlackSendError(method, channel, error, _seconds(retry_after)) from None
+
+
+def _retry_handlers() -> list[AsyncRetryHandler]:
+    """Retries for every call to Slack: a dropped connection, and a 429 after its Retry-After."""
+    return [AsyncConnectionErrorRetryHandler(), AsyncRateLimitErrorRetryHandler(max_retry_count=RATE_LIMIT_RETRIES)]
+
+
+async def _logged(work: Awaitable[None]) -> None:
+    """Await `work`, logging a failure (the member already has the ack; nothing else can be told)."""
+    try:
+        await work
+    except Exception:
+        log.exception("answering a Slack request after its ack failed")
 
 
 def _post_key(message: dict[str, Any]) -> str | None:
