@@ -30,6 +30,7 @@ log = logging.getLogger(__name__)
 
 MIGRATIONS = Path(__file__).parent / "migrations"
 PG_READ_ONLY_TRANSACTION = "25006"  # SQLSTATE read_only_sql_transaction (a replica, or default_transaction_read_only)
+_READING = "emcee_reading"  # the execution option that marks a read-only session
 _ASYNC_DRIVERS = {"sqlite": "sqlite+aiosqlite", "postgresql": "postgresql+asyncpg", "postgres": "postgresql+asyncpg"}
 
 
@@ -66,7 +67,8 @@ def _sqlite_immediate(engine: AsyncEngine) -> None:
 
     @sa.event.listens_for(engine.sync_engine, "begin")
     def _begin(connection: sa.Connection) -> None:
-        connection.exec_driver_sql("BEGIN IMMEDIATE")
+        # A read takes a snapshot and no lock (WAL lets it run beside the writer); a write queues for the lock.
+        connection.exec_driver_sql("BEGIN" if connection.get_execution_options().get(_READING) else "BEGIN IMMEDIATE")
 
 
 class Database:
@@ -82,6 +84,7 @@ class Database:
             options["pool_size"] = 10
             options["max_overflow"] = 20
         self.engine = create_async_engine(self.url, **options)
+        self._reader = self.engine.execution_options(**{_READING: True})
         self._turns = asyncio.Lock() if self.is_sqlite else contextlib.nullcontext()
         self._read_only_reported = False
         if self.is_sqlite:
@@ -94,6 +97,13 @@ class Database:
             async with self._turns, AsyncSession(self.engine, expire_on_commit=False) as session:
                 async with session.begin():
                     yield session
+
+    @asynccontextmanager
+    async def reading(self) -> AsyncIterator[AsyncSession]:
+        """A session for reads only: a consistent snapshot that waits for no writer (on SQLite, no lock and no
+        turn). What it reads is as of its first statement; a write in it fails."""
+        async with AsyncSession(self._reader, expire_on_commit=False) as session, session.begin():
+            yield session
 
     @contextlib.contextmanager
     def _writes_refused(self) -> Iterator[None]:

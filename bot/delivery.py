@@ -289,7 +289,7 @@ class Ledger:
         found: set[tuple[str, str]] = set()
         ordered = sorted(keys)
         for start in range(0, len(ordered), _CHUNK):
-            async with self.db.session() as session:
+            async with self.db.reading() as session:
                 rows = await session.exec(
                     select(Delivery.key, Delivery.target)
                     .where(col(Delivery.key).in_(ordered[start : start + _CHUNK]))
@@ -315,7 +315,7 @@ class Ledger:
 
     async def lease_expiry(self, keys: Collection[str]) -> datetime | None:
         """When the last unfinished claim on any of `keys` lapses (None if there is none)."""
-        async with self.db.session() as session:
+        async with self.db.reading() as session:
             return (
                 await session.exec(
                     select(sa.func.max(Delivery.lease_until)).where(
@@ -341,7 +341,7 @@ class Ledger:
         )
         if showing_other_than is not None:
             query = query.where(sa.or_(col(Delivery.shown).is_(None), col(Delivery.shown) != showing_other_than))
-        async with self.db.session() as session:
+        async with self.db.reading() as session:
             refs = (await session.exec(query)).all()
         return [MessageRef.decode(ref) for ref in refs if ref]
 

@@ -152,7 +152,7 @@ class EffectLog:
     async def left(self) -> list[Pending]:
         """Every effect not done (its process stopped before dispatching it), oldest first."""
         query = select(PendingEffect).where(col(PendingEffect.done_at).is_(None)).order_by(col(PendingEffect.id))
-        async with self.db.session() as session:
+        async with self.db.reading() as session:
             return [_pending(row) for row in (await session.exec(query)).all()]
 
 

@@ -125,12 +125,12 @@ class Engine:
             query = query.where(
                 or_(col(Event.slug).contains(text, autoescape=True), col(Event.title).icontains(text, autoescape=True))
             )
-        async with self.db.session() as session:
+        async with self.db.reading() as session:
             found = (await session.exec(query.limit(limit))).all()
         return [(e.slug, f"{e.title} · {format_moment(e.starts_at, e.timezone)} · {e.slug}") for e in found]
 
     async def event_slugs(self) -> list[str]:
-        async with self.db.session() as session:
+        async with self.db.reading() as session:
             return await event_slugs(session)
 
     def is_organizer(self, actor: Actor) -> bool:

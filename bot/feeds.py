@@ -30,13 +30,13 @@ class CalendarFeeds:
         app.router.add_get("/events/{slug}.ics", self.event)
 
     async def calendar(self, request: web.Request) -> web.Response:
-        async with self.db.session() as session:
+        async with self.db.reading() as session:
             feed = await upcoming_feed(session, self.clock.now(), self.name)
         return _respond(request, feed)
 
     async def event(self, request: web.Request) -> web.Response:
         slug = request.match_info["slug"]
-        async with self.db.session() as session:
+        async with self.db.reading() as session:
             event = (await session.exec(select(Event).where(Event.slug == slug))).first()
             if event is None or event.status == EventStatus.DRAFT or not exportable(event):  # drafts are not public
                 raise web.HTTPNotFound(text=f"No event called '{slug}'.\n")

@@ -101,7 +101,7 @@ class Metrics:
     async def refresh(self, db: Database, now: datetime) -> None:
         """Read the shared state; on a database error keep the last values (/healthz reports the outage)."""
         try:
-            async with db.session() as session:
+            async with db.reading() as session:
                 posts = (
                     await session.exec(select(Delivery.status, sa.func.count()).group_by(col(Delivery.status)))
                 ).all()

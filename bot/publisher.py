@@ -170,7 +170,7 @@ class Publisher:
     async def catch_up(self) -> None:
         """Bring every posted card and agenda of an event not yet over up to date: an edit that a crash (or a
         platform outage) cut off is made now. Posts that already show the current state are left alone."""
-        async with self.db.session() as session:
+        async with self.db.reading() as session:
             live = await session.exec(
                 select(Event.id).where(col(Event.status) != EventStatus.DRAFT, col(Event.ends_at) > self.clock.now())
             )
@@ -201,15 +201,15 @@ class Publisher:
         return True
 
     async def _event(self, event_id: int) -> Event:
-        async with self.db.session() as session:
+        async with self.db.reading() as session:
             return await _get(session, event_id)
 
     async def _card(self, event_id: int) -> Message:
-        async with self.db.session() as session:
+        async with self.db.reading() as session:
             return await compose.event_card(session, await _get(session, event_id), self.base_url)
 
     async def _agenda(self, event_id: int) -> Message:
-        async with self.db.session() as session:
+        async with self.db.reading() as session:
             return await compose.agenda_card(session, await _get(session, event_id))
 
 

@@ -116,9 +116,12 @@ async def lock_event(session: AsyncSession, event: Event) -> None:
     previous holder left it (its seats taken, for the answer).
 
     PostgreSQL: SELECT … FOR UPDATE, held to the commit; every later statement then sees what the
-    previous holder committed. SQLite renders no FOR UPDATE: BEGIN IMMEDIATE already made this
-    transaction the only writer.
+    previous holder committed. SQLite needs nothing: BEGIN IMMEDIATE already made this transaction the
+    only writer, so the event as this transaction read it is as the previous holder left it.
     """
+    bind = session.get_bind()
+    if bind.dialect.name == "sqlite":
+        return
     query = select(Event).where(Event.id == event.id).with_for_update().execution_options(populate_existing=True)
     await session.exec(query)
 

@@ -378,7 +378,7 @@ class Runner:
 
     async def snapshots(self, now: datetime, event_id: int | None = None) -> list[EventSnapshot]:
         """The planner's input as the database has it now (one event, or all that may still owe posts)."""
-        async with self.db.session() as session:
+        async with self.db.reading() as session:
             snapshots, _, _ = await self._load(session, now, None if event_id is None else [event_id])
             return snapshots
 

@@ -33,7 +33,7 @@ import time
 import uuid
 import zlib
 from collections.abc import AsyncIterator, Callable, Iterator, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from pathlib import Path
 from types import TracebackType
@@ -44,6 +44,8 @@ import yarl
 from aiohttp import BodyPartReader, WSCloseCode, WSMsgType, web
 from aiohttp.typedefs import Handler
 from multidict import CIMultiDict, CIMultiDictProxy
+
+from fakes.trips import Trips
 
 PAYLOADS_DIR = Path(__file__).resolve().parent.parent / "payloads" / "discord"
 API_PREFIX = "/api/v10"
@@ -350,6 +352,7 @@ class FakeDiscord:
         self.gateway_frames: list[Json] = []
         self.gateway_queries: list[dict[str, str]] = []
         self.interactions: dict[int, FakeInteraction] = {}
+        self.trips: Trips[Call] = Trips()  # hooks on the REST requests answered, e.g. to crash the app mid-send
         self.commands: dict[int | None, list[Json]] = {}
         self._guild = load_payload("guild_create")
         self._application = load_payload("application")
@@ -413,6 +416,7 @@ class FakeDiscord:
     async def __aexit__(
         self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
     ) -> None:
+        self.trips.clear()
         for session in list(self._sessions):
             await session.ws.close(code=WSCloseCode.GOING_AWAY)
         if self._runner is not None:
@@ -634,7 +638,11 @@ class FakeDiscord:
         path = request.path[len(API_PREFIX) :]
         body, files = await _read_body(request)
         request[_BODY], request[_FILES] = body, files
+        headers = CIMultiDictProxy(CIMultiDict(request.headers))
+        received = Call(request.method, path, body, headers, dict(request.query), files)
         try:
+            if not await self.trips.admit(received):
+                raise DiscordApiError(500, 0, "500: Internal Server Error")
             response = self._fault(request.method, path, request.headers) or await handler(request)
         except DiscordApiError as error:
             response = error.response()
@@ -642,9 +650,10 @@ class FakeDiscord:
             response = DiscordApiError(404, 0, "404: Not Found").response()
         except web.HTTPMethodNotAllowed:
             response = DiscordApiError(405, 0, "405: Method Not Allowed").response()
-        headers = CIMultiDictProxy(CIMultiDict(request.headers))
-        self.calls.append(Call(request.method, path, body, headers, dict(request.query), files, response.status))
+        call = replace(received, status=response.status)
+        self.calls.append(call)
         await self._notify()
+        await self.trips.passed(call)
         return response
 
     def _fault(self, method: str, path: str, headers: Mapping[str, str]) -> web.Response | None:

@@ -24,6 +24,8 @@ from urllib.parse import urlencode
 
 from aiohttp import WSCloseCode, WSMsgType, web
 
+from fakes.trips import Trips
+
 PAYLOADS_DIR = Path(__file__).resolve().parent.parent / "payloads" / "slack"
 
 # The fake workspace; the recorded payloads under PAYLOADS_DIR use the same ids.
@@ -95,6 +97,7 @@ class FakeSlack:
         # Channels that conversations.info knows, by id: whether the bot is a member.
         self.channels: dict[str, bool] = {}
         self._faults: dict[str, deque[_Fault]] = {}
+        self.trips: Trips[Call] = Trips()  # hooks on the Web API calls carried out, e.g. to crash the app mid-send
         self._slow_channels: dict[str, tuple[float, int]] = {}  # channel: (rate limited until, Retry-After)
         self._dm_channels: dict[str, str] = {}
         self._ts = itertools.count(_FIRST_TS_MICROS, 100)
@@ -138,6 +141,7 @@ class FakeSlack:
         exc: BaseException | None,
         tb: TracebackType | None,
     ) -> None:
+        self.trips.clear()
         for ws in list(self._sockets):
             await ws.close(code=WSCloseCode.GOING_AWAY)
         await self._runner.cleanup()
@@ -162,6 +166,10 @@ class FakeSlack:
     def calls_to(self, method: str) -> list[Call]:
         """The recorded calls to one Web API method, in order (failed ones included)."""
         return [call for call in self.calls if call.method == method]
+
+    def dm_channel(self, user_id: str) -> str | None:
+        """The DM channel that conversations.open gave for a member, None before it was opened."""
+        return self._dm_channels.get(user_id)
 
     def fail_next(self, method: str, error: str = "channel_not_found", times: int = 1) -> None:
         """Answer the next `times` calls to `method` with HTTP 200 and ``{"ok": false, "error": error}``."""
@@ -231,7 +239,8 @@ class FakeSlack:
         else:
             params.update(await request.post())
         token = params.pop("token", None) or _bearer_token(request.headers.get("Authorization", ""))
-        self.calls.append(Call(method, params, token))
+        call = Call(method, params, token)
+        self.calls.append(call)
         self._activity.set()
 
         faults = self._faults.get(method)
@@ -244,7 +253,11 @@ class FakeSlack:
             return _json({"ok": False, "error": "unknown_method"})
         if token is None:
             return _json({"ok": False, "error": "not_authed"})
-        return _json(answer(params, token))
+        if not await self.trips.admit(call):
+            return _json({"ok": False, "error": "fatal_error"}, status=500)
+        body = answer(params, token)
+        await self.trips.passed(call)
+        return _json(body)
 
     def _channel_rate_limit(self, method: str, params: dict[str, Any]) -> _Fault | None:
         until, retry_after = self._slow_channels.get(params.get("channel", ""), (0.0, 0))
