@@ -117,7 +117,7 @@ async def emcee(folder: Path, args: argparse.Namespace) -> tuple[list[float], fl
             started = time.perf_counter()
             await runner.start()
             reconcile = time.perf_counter() - started
-            jobs = len(runner.scheduler.get_jobs())
+            jobs = len(runner.jobs)
             await until(fake.lateness, due, args.window)
         finally:
             await runner.stop()

@@ -17,9 +17,9 @@ import argparse
 import asyncio
 import contextlib
 import tempfile
+from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 from urllib.parse import urlencode
 
 import aiohttp
@@ -47,20 +47,29 @@ HEALTHY_AFTER_READY_S = 1.5
 POLL = 0.002  # seconds between two tries
 
 
-class HeldFakeDiscord(FakeDiscord):
-    """Holds READY back for `hold` seconds after IDENTIFY; notes when it was sent."""
+@contextlib.asynccontextmanager
+async def held_fake(hold: float) -> AsyncIterator[FakeDiscord]:
+    """A Discord fake that holds READY back for `hold` seconds after IDENTIFY, as a slow gateway does."""
 
-    def __init__(self, hold: float) -> None:
-        super().__init__()
-        self.hold = hold
-        self.identified = asyncio.Event()
-        self.ready_at: float | None = None  # ms
+    async def release() -> None:
+        await fake.identified.wait()
+        await asyncio.sleep(hold)
+        fake.release_ready()
 
-    async def _identify(self, session: Any, data: dict[str, Any]) -> None:
-        self.identified.set()
-        await asyncio.sleep(self.hold)
-        self.ready_at = now_ms()
-        await super()._identify(session, data)
+    fake = FakeDiscord()
+    fake.hold_ready()
+    async with fake:
+        releasing = asyncio.create_task(release())
+        try:
+            yield fake
+        finally:
+            releasing.cancel()
+
+
+def ready_ms(fake: FakeDiscord) -> float:
+    """When the fake sent READY, on now_ms()'s clock."""
+    assert fake.ready_at is not None
+    return fake.ready_at * 1000
 
 
 @dataclass(frozen=True)
@@ -93,8 +102,7 @@ async def slack_command(session: aiohttp.ClientSession, url: str, fake: FakeSlac
 
 
 async def emcee(folder: Path, hold: float) -> Started:
-    slack, discord = FakeSlack(), HeldFakeDiscord(hold)
-    async with slack, discord, aiohttp.ClientSession() as session:
+    async with FakeSlack() as slack, held_fake(hold) as discord, aiohttp.ClientSession() as session:
         port = free_port()
         database = folder / "emcee.db"
         await prepare_emcee_database(database, capacity=100)
@@ -113,8 +121,7 @@ async def emcee(folder: Path, hold: float) -> Started:
             answered = asyncio.create_task(during_connect())
             first = await first_answer(session, f"{url}/healthz")
             healthy = await first_answer(session, f"{url}/healthz", 200)
-            assert discord.ready_at is not None
-            return Started((first - started) / 1000, (healthy - discord.ready_at) / 1000, await answered)
+            return Started((first - started) / 1000, (healthy - ready_ms(discord)) / 1000, await answered)
 
 
 async def bare_bolt(folder: Path) -> float:
@@ -129,14 +136,12 @@ async def bare_bolt(folder: Path) -> float:
 
 async def bare_discord(folder: Path, hold: float) -> float:
     """READY to the bare discord.py bot's on_ready, in seconds."""
-    fake = HeldFakeDiscord(hold)
-    async with fake:
+    async with held_fake(hold) as fake:
         argv = baseline_command("discord_rsvp", "--db", str(folder / "discord.db"))
         argv += ["--api-base-url", fake.api_base_url, "--gateway-url", fake.gateway_url]
         async with child(argv, folder / "discord.log") as process:
             await wait_for_line(process, "ready")
-            assert fake.ready_at is not None
-            return (now_ms() - fake.ready_at) / 1000
+            return (now_ms() - ready_ms(fake)) / 1000
 
 
 async def main(args: argparse.Namespace) -> None:

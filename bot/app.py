@@ -45,21 +45,45 @@ class App:
     http: HttpServer | None = None
     runner: Runner | None = None  # timed posts: reminders, "up next", speaker intros
     _started: list[Adapter] = field(default_factory=list)
+    _starting: set[str] = field(default_factory=set)  # platforms whose first start is under way
     _retrying: list[asyncio.Task[None]] = field(default_factory=list)
 
     async def start(self) -> None:
+        """Serve HTTP as soon as the database is ready (/healthz says what is still starting), start the
+        adapters side by side, so that one platform's answers never wait for another's connection, then
+        replay what a stopped process left and start the timed posts."""
         await self.db.prepare()
-        for adapter in self.adapters.values():
-            if not await self._start_adapter(adapter):
-                self._retrying.append(asyncio.create_task(self._keep_trying(adapter)))
-        # What a stopped process committed but had not dispatched; the ledger keeps a replay from posting twice.
-        self.bus.publish(await self.engine.outbox.left(), self.engine.outbox)
-        self.bus.spawn(self.publisher.catch_up())  # card edits a stopped process had not made
+        # What a stopped process committed but had not dispatched, read before any new command can commit;
+        # the ledger keeps a replay from posting twice.
+        left = await self.engine.outbox.left()
         if self.http is not None:
             await self.http.start()
             log.info("HTTP server listening on %s", self.http.url)
+        await self._start_adapters()
+        self.bus.publish(left, self.engine.outbox)
+        self.bus.spawn(self.publisher.catch_up())  # card edits a stopped process (or a command meanwhile) missed
         if self.runner is not None:
             await self.runner.start()
+
+    async def _start_adapters(self) -> None:
+        """Start every adapter at once; one whose platform cannot be reached is retried in the background."""
+        self._starting = set(self.adapters)
+        starts = [asyncio.create_task(self._first_start(adapter)) for adapter in self.adapters.values()]
+        try:
+            await asyncio.gather(*starts)
+        except BaseException:  # one failed for good (a rejected token): the others stop too
+            for task in starts:
+                task.cancel()
+            await asyncio.gather(*starts, return_exceptions=True)
+            raise
+
+    async def _first_start(self, adapter: Adapter) -> None:
+        try:
+            started = await self._start_adapter(adapter)
+        finally:
+            self._starting.discard(adapter.platform)
+        if not started:
+            self._retrying.append(asyncio.create_task(self._keep_trying(adapter)))
 
     async def _start_adapter(self, adapter: Adapter) -> bool:
         """Start one adapter; False when its platform cannot be reached (the others carry on)."""
@@ -68,22 +92,21 @@ class App:
         except PlatformUnreachable as exc:
             log.warning("%s", exc)
             return False
+        except asyncio.CancelledError:  # stopping: release whatever the start cut short holds
+            await adapter.stop()
+            raise
         self._started.append(adapter)
         return True
 
     async def _keep_trying(self, adapter: Adapter) -> None:
         """Start an adapter whose platform was unreachable, waiting longer after each failure."""
         delay = FIRST_RETRY
-        try:
-            while True:
-                log.info("trying %s again in %.0fs", adapter.platform, delay)
-                await asyncio.sleep(delay)
-                if await self._start_adapter(adapter):
-                    return
-                delay = min(delay * 2, LAST_RETRY)
-        except asyncio.CancelledError:  # stopping: release whatever a start cut short holds
-            await adapter.stop()
-            raise
+        while True:
+            log.info("trying %s again in %.0fs", adapter.platform, delay)
+            await asyncio.sleep(delay)
+            if await self._start_adapter(adapter):
+                return
+            delay = min(delay * 2, LAST_RETRY)
 
     async def stop(self) -> None:
         for task in self._retrying:
@@ -110,7 +133,10 @@ class App:
         except Exception as exc:
             checks["database"] = f"unreachable: {type(exc).__name__}"
         for platform, adapter in self.adapters.items():
-            checks[platform] = "ok" if adapter.connected else "disconnected"
+            if platform in self._starting:
+                checks[platform] = "starting"
+            else:
+                checks[platform] = "ok" if adapter.connected else "disconnected"
         return checks
 
     async def metrics_page(self, accept: str | None) -> tuple[bytes, str]:

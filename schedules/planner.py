@@ -78,7 +78,7 @@ class Rules:
         )
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class PlannedPost:
     key: str
     run_at: datetime

@@ -52,8 +52,8 @@ log = logging.getLogger(__name__)
 discord.VoiceClient.warn_nacl = discord.VoiceClient.warn_dave = False
 
 PLATFORM = "discord"
-GUILD_READY_TIMEOUT = 2.0  # discord.py's on_ready delay after the last GUILD_CREATE
-READY_TIMEOUT = 60.0  # how long start() waits for on_ready before carrying on (healthz says disconnected)
+GUILD_READY_TIMEOUT = 2.0  # discord.py's on_ready delay after the last GUILD_CREATE: ready if a guild never comes
+READY_TIMEOUT = 60.0  # how long start() waits to be ready before carrying on (healthz says disconnected)
 MAX_PAGES = 10  # messages per post: every id must fit the ledger's 255-character message_ref
 AUTOCOMPLETE_LIMIT = 25
 NONCE_LENGTH = 25
@@ -97,6 +97,8 @@ class DiscordAdapter:
         self._runner: asyncio.Task[None] | None = None
         self._endpoints = contextlib.ExitStack()
         self._connected = False
+        self._ready = asyncio.Event()  # set once connected: the first READY and its guilds are in
+        self._awaited: set[int] = set()  # guilds READY listed whose GUILD_CREATE has not come yet
 
     # --- lifecycle -----------------------------------------------------------------------------
 
@@ -117,11 +119,13 @@ class DiscordAdapter:
         return self._engine
 
     async def start(self, engine: Engine) -> None:
-        """Log in, sync the slash commands to the configured guilds, connect, and wait for on_ready."""
+        """Log in, sync the slash commands to the configured guilds, connect, and wait until ready."""
         self._engine = engine
+        self._ready.clear()
         self._endpoints.enter_context(endpoints(self.settings))  # before login: discord.py reads them then
         client = new_client(self.guild_ready_timeout)
-        for handler in (self.on_ready, self.on_resumed, self.on_disconnect):
+        handlers = (self.on_connect, self.on_guild_available, self.on_guild_join, self.on_ready, self.on_resumed)
+        for handler in (*handlers, self.on_disconnect):
             client.event(handler)
         client.add_dynamic_items(self.button_type)
         self.tree = build_tree(client, engine.registry, self._on_command, self._complete_event, self.settings.guild_ids)
@@ -138,7 +142,7 @@ class DiscordAdapter:
             raise PlatformUnreachable(f"cannot reach Discord at {self.settings.api_base_url}: {reason}") from None
         await self._sync()
         self._runner = asyncio.create_task(client.connect(reconnect=True))
-        ready = asyncio.create_task(client.wait_until_ready())
+        ready = asyncio.create_task(self._ready.wait())
         await asyncio.wait({ready, self._runner}, timeout=self.ready_timeout, return_when=asyncio.FIRST_COMPLETED)
         if self._runner.done():
             error = self._runner.exception()
@@ -156,6 +160,7 @@ class DiscordAdapter:
     async def stop(self) -> None:
         self._connected = False
         if self._client is not None:
+            _cancel_ready_timer(self._client)
             await self._client.close()
         if self._runner is not None:
             with contextlib.suppress(Exception, asyncio.CancelledError):
@@ -181,8 +186,31 @@ class DiscordAdapter:
                     exc.text,
                 )
 
+    async def on_connect(self) -> None:
+        """READY came: the adapter is ready once each guild it lists has come in by GUILD_CREATE (the announce
+        channels' permissions are read from them), without discord.py's wait for guilds it does not list."""
+        self._awaited = {guild.id for guild in self.client.guilds if guild.unavailable}
+        if not self._awaited:
+            self._became_ready()
+
+    async def on_guild_available(self, guild: discord.Guild) -> None:
+        self._awaited.discard(guild.id)
+        if not self._awaited:
+            self._became_ready()
+
+    async def on_guild_join(self, guild: discord.Guild) -> None:
+        await self.on_guild_available(guild)  # discord.py's name for a guild that came in still unavailable
+
     async def on_ready(self) -> None:
+        """discord.py's own readiness, `guild_ready_timeout` after the last GUILD_CREATE: a guild that READY
+        listed but never came (a Discord outage) holds the adapter back no longer."""
+        self._became_ready()
+
+    def _became_ready(self) -> None:
+        if self._connected:
+            return
         self._connected = True
+        self._ready.set()
         for channel_id in self.settings.announce_channels:
             if problem := announce_problem(self.client, channel_id):
                 log.warning("Discord announce channel %s: %s", channel_id, problem)
@@ -332,6 +360,14 @@ def new_client(guild_ready_timeout: float) -> discord.Client:
         chunk_guilds_at_startup=False,
         allowed_mentions=discord.AllowedMentions.none(),  # organizer text never pings anyone
     )
+
+
+def _cancel_ready_timer(client: discord.Client) -> None:
+    """Stop discord.py's wait for on_ready, which its close() leaves running: the adapter is ready without it
+    (on_connect), and once it fires after the close it leaves a coroutine that is never awaited."""
+    task = client._connection._ready_task
+    if task is not None:
+        task.cancel()
 
 
 def announce_problem(client: discord.Client, channel_id: int) -> str | None:

@@ -367,6 +367,10 @@ class FakeDiscord:
         self._sessions: list[_Session] = []
         self._resumable: dict[str, int] = {}
         self._changed = asyncio.Condition()
+        self.identified = asyncio.Event()  # a client sent IDENTIFY
+        self.ready_at: float | None = None  # time.monotonic() when READY was last sent
+        self._ready_gate = asyncio.Event()  # READY waits for it (hold_ready)
+        self._ready_gate.set()
         self._runner: web.AppRunner | None = None
         self._port = 0
 
@@ -523,6 +527,13 @@ class FakeDiscord:
         async with asyncio.timeout(timeout), self._changed:
             await self._changed.wait_for(lambda: any(session.live for session in self._sessions))
 
+    def hold_ready(self) -> None:
+        """Send READY only once ``release_ready()`` is called, as a gateway slow to answer IDENTIFY does."""
+        self._ready_gate.clear()
+
+    def release_ready(self) -> None:
+        self._ready_gate.set()
+
     async def dispatch(self, event: str, data: Json) -> None:
         """Send a dispatch (op 0) to every connected client; an INTERACTION_CREATE becomes answerable."""
         sessions = [session for session in self._sessions if session.live]
@@ -575,6 +586,8 @@ class FakeDiscord:
             await session.ws.close(code=4004, message=b"Authentication failed.")
             return
         session.session_id = uuid.uuid4().hex
+        self.identified.set()
+        await self._ready_gate.wait()
         ready = load_payload("ready")
         ready.update(session_id=session.session_id, resume_gateway_url=self.gateway_url, user=self._bot_user)
         shard = data.get("shard")
@@ -583,6 +596,7 @@ class FakeDiscord:
             ready["shard"] = shard
             guilds = [g for g in guilds if (int(g["id"]) >> 22) % shard[1] == shard[0]]
         ready["guilds"] = [{"id": g["id"], "unavailable": True} for g in guilds]
+        self.ready_at = time.monotonic()
         await self._send(session, {"op": 0, "t": "READY", "d": ready})
         for guild in guilds:
             await self._send(session, {"op": 0, "t": "GUILD_CREATE", "d": guild})
