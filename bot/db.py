@@ -1,8 +1,9 @@
 """The database: an async engine from `database_url`, sessions, and Alembic migrations.
 
-SQLite runs every transaction as BEGIN IMMEDIATE so that writers from other processes queue on the
-busy timeout instead of failing; within one process, sessions take turns on an asyncio lock, which
-is far cheaper than SQLite's sleeping busy handler. PostgreSQL uses its own row locks.
+SQLite runs on the event loop's thread (bot/sqlite_inline.py). Every writing transaction is BEGIN
+IMMEDIATE, so that writers from other processes queue instead of failing; within one process, writing
+sessions take turns on an asyncio lock. Reading sessions (`reading`) take a snapshot beside the writer.
+PostgreSQL uses its own row locks.
 """
 
 from __future__ import annotations
@@ -25,6 +26,8 @@ from alembic.script import ScriptDirectory
 from sqlalchemy.engine import URL, make_url
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 from sqlmodel.ext.asyncio.session import AsyncSession
+
+from bot.sqlite_inline import InlineConnection
 
 log = logging.getLogger(__name__)
 
@@ -57,11 +60,10 @@ def async_url(database_url: str) -> str:
 def _sqlite_immediate(engine: AsyncEngine) -> None:
     @sa.event.listens_for(engine.sync_engine, "connect")
     def _connect(dbapi_connection: Any, _record: Any) -> None:
-        dbapi_connection.isolation_level = None  # let the "begin" hook issue BEGIN itself
         cursor = dbapi_connection.cursor()
         cursor.execute("PRAGMA journal_mode=WAL")
         cursor.execute("PRAGMA synchronous=NORMAL")  # durable across crashes in WAL mode, fewer fsyncs
-        cursor.execute("PRAGMA busy_timeout=30000")
+        cursor.execute("PRAGMA busy_timeout=0")  # the connection waits for other processes itself (sqlite_inline)
         cursor.execute("PRAGMA foreign_keys=ON")
         cursor.close()
 
@@ -79,7 +81,9 @@ class Database:
         self.is_sqlite = self.url.startswith("sqlite")
         options: dict[str, Any] = {}
         if self.is_sqlite:
-            options["connect_args"] = {"timeout": 30}
+            url = make_url(self.url)
+            args, kwargs = url.get_dialect()().create_connect_args(url)  # the file, and URI options (mode=ro)
+            options["async_creator"] = lambda: InlineConnection.open(*args, **kwargs)
         else:
             options["pool_size"] = 10
             options["max_overflow"] = 20

@@ -57,6 +57,8 @@ async def stranger_guild(emcee: DiscordEmcee) -> Json:
         role["id"] = guild_id if role["name"] == "@everyone" else str(new_snowflake())
     for channel in guild["channels"]:
         channel.update(id=str(new_snowflake()), guild_id=guild_id)
+    # A server joins once discord.py is past its start-up (before, it counts a new server as one it was in).
+    await asyncio.wait_for(emcee.adapter.client.wait_until_ready(), 3)
     joined = asyncio.ensure_future(emcee.adapter.client.wait_for("guild_join", timeout=3))
     await emcee.fake.dispatch("GUILD_CREATE", guild)
     await joined
