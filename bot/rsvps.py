@@ -62,19 +62,26 @@ def party_size(rsvp: Rsvp) -> int:
 
 
 async def take_seats(session: AsyncSession, event_id: int, seats: int) -> bool:
-    """Atomically take `seats` if they fit; False leaves the event untouched."""
+    """Atomically take `seats` if they fit; False leaves the event untouched.
+
+    Neither this nor release_seats refreshes an Event already loaded in the session (matching it in Python
+    costs more than the UPDATE): after either, read the seats from the database, as promote_waitlist does."""
     result = await session.exec(
         update(Event)
         .where(col(Event.id) == event_id)
         .where(sa.or_(col(Event.capacity).is_(None), col(Event.seats_taken) + seats <= col(Event.capacity)))
         .values(seats_taken=col(Event.seats_taken) + seats)
+        .execution_options(synchronize_session=False)
     )
     return result.rowcount == 1
 
 
 async def release_seats(session: AsyncSession, event_id: int, seats: int) -> None:
     await session.exec(
-        update(Event).where(col(Event.id) == event_id).values(seats_taken=col(Event.seats_taken) - seats)
+        update(Event)
+        .where(col(Event.id) == event_id)
+        .values(seats_taken=col(Event.seats_taken) - seats)
+        .execution_options(synchronize_session=False)
     )
 
 
