@@ -395,9 +395,6 @@ class Outbox:
         self.sleep = sleep
         self._tails: dict[Target, asyncio.Future[None]] = {}
 
-    async def deliver(self, key: str, target: Target, build: Callable[[], Awaitable[Message]]) -> MessageRef | None:
-        return (await self.fan_out(key, [target], build)).sent.get(target)
-
     def fan_out(self, key: str, targets: Sequence[Target], build: Build) -> asyncio.Task[FanOut]:
         """Send `key` to every target that this caller can claim. `build` runs once, only if something was claimed.
 

@@ -16,9 +16,10 @@ from bot.app import App
 from bot.clock import FakeClock
 from bot.config import Settings
 from bot.db import Database
+from bot.delivery import Build, Outbox, Target
 from bot.effects import EffectBus
 from bot.engine import Engine
-from bot.invocation import Actor, CommandLine
+from bot.invocation import Actor, CommandLine, MessageRef
 
 NOW = datetime(2026, 6, 1, 12, 0, tzinfo=UTC)
 ORGANIZER = Actor("console", "organizer", "Organizer")
@@ -125,3 +126,8 @@ async def run_as_organizer(app: App, organizer: Actor, line: str) -> None:
     reply = await app.engine.handle(CommandLine(organizer, None, line))
     assert reply.ok, reply.text
     await app.bus.drain()
+
+
+async def deliver(outbox: Outbox, key: str, target: Target, build: Build) -> MessageRef | None:
+    """Send one post to one target through the outbox: its ref, or None when it was held, sent or failed."""
+    return (await outbox.fan_out(key, [target], build)).sent.get(target)

@@ -9,6 +9,7 @@ from datetime import datetime, timedelta
 from itertools import count
 
 import pytest
+from conftest import deliver
 from ledger_rows import delivery_row
 
 from adapters.plaintext import render
@@ -176,19 +177,19 @@ async def test_failed_sends_retry_with_backoff_then_are_marked_failed(ledger: Le
     adapter = RecordingAdapter(fail=[RuntimeError("boom")] * 2)
     sleeps = Sleeps()
     outbox = Outbox(ledger, {"rec": adapter}, RetryPolicy(delays=(0.5, 1.0, 2.0)), sleep=sleeps)
-    assert await outbox.deliver("k1", A, lambda: const("x")) is not None
+    assert await deliver(outbox, "k1", A, lambda: const("x")) is not None
     assert sleeps.waits == [0.5, 1.0]
     row = await delivery_row(ledger.db, "k1", A)
     assert row is not None and row.status == DeliveryStatus.SENT and row.attempts == 3
 
     adapter.fail = [RuntimeError(f"boom {n}") for n in range(4)]
     sleeps.waits.clear()
-    assert await outbox.deliver("k2", A, lambda: const("x")) is None
+    assert await deliver(outbox, "k2", A, lambda: const("x")) is None
     assert sleeps.waits == [0.5, 1.0, 2.0]
     row = await delivery_row(ledger.db, "k2", A)
     assert row is not None and row.status == DeliveryStatus.FAILED and row.error == "RuntimeError: boom 3"
     assert row.lease_until is None
-    assert await outbox.deliver("k2", A, lambda: const("x")) is None  # failed is final
+    assert await deliver(outbox, "k2", A, lambda: const("x")) is None  # failed is final
     assert len(adapter.sent) == 1
 
 
@@ -198,7 +199,7 @@ async def test_a_reported_retry_after_is_honoured(ledger: Ledger) -> None:
     )
     sleeps = Sleeps()
     outbox = Outbox(ledger, {"rec": adapter}, sleep=sleeps)
-    assert await outbox.deliver("k", A, lambda: const("x")) is not None
+    assert await deliver(outbox, "k", A, lambda: const("x")) is not None
     assert sleeps.waits == [30.0, 12.0]
     row = await delivery_row(ledger.db, "k", A)
     assert row is not None and row.attempts == 3
@@ -213,7 +214,7 @@ async def test_the_lease_outlasts_a_long_retry_after(ledger: Ledger, clock: Fake
         assert await other.claim_many("k", [A]) == []
 
     adapter = RecordingAdapter(fail=[SendError("rate limited", retry_after=200.0)])
-    assert await Outbox(ledger, {"rec": adapter}, sleep=sleep).deliver("k", A, lambda: const("x")) is not None
+    assert await deliver(Outbox(ledger, {"rec": adapter}, sleep=sleep), "k", A, lambda: const("x")) is not None
 
 
 async def test_sends_to_one_channel_keep_their_order_and_other_channels_do_not_wait(ledger: Ledger) -> None:
@@ -245,7 +246,7 @@ async def test_a_permanent_failure_is_not_retried(ledger: Ledger) -> None:
     adapter = RecordingAdapter(fail=[SendError("channel_not_found", permanent=True)])
     sleeps = Sleeps()
     outbox = Outbox(ledger, {"rec": adapter}, sleep=sleeps)
-    assert await outbox.deliver("k", A, lambda: const("hello")) is None
+    assert await deliver(outbox, "k", A, lambda: const("hello")) is None
     assert sleeps.waits == [] and adapter.sent == []
     row = await delivery_row(ledger.db, "k", A)
     assert row is not None and row.status == DeliveryStatus.FAILED and "channel_not_found" in (row.error or "")

@@ -7,6 +7,7 @@ from pathlib import Path
 
 import discord
 import pytest
+from conftest import deliver
 from discord_harness import GRACE, SLUG, DiscordEmcee, discord_settings, running_emcee
 from fakes.discord import CHANNEL_ID, FakeDiscord
 from sqlmodel import select
@@ -61,8 +62,8 @@ async def test_two_posts_with_the_same_text_are_two_messages(tmp_path: Path) -> 
     """An organizer who announces twice gets two announcements, though their text is the same."""
     async with FakeDiscord() as fake, running_emcee(tmp_path, fake) as emcee:
         target = Target("discord", str(CHANNEL_ID))
-        first = await emcee.app.publisher.outbox.deliver("announce:1:a", target, lambda: const(Notice("Doors open")))
-        second = await emcee.app.publisher.outbox.deliver("announce:1:b", target, lambda: const(Notice("Doors open")))
+        first = await deliver(emcee.app.publisher.outbox, "announce:1:a", target, lambda: const(Notice("Doors open")))
+        second = await deliver(emcee.app.publisher.outbox, "announce:1:b", target, lambda: const(Notice("Doors open")))
 
     assert first != second
     assert [m["content"] for m in fake.messages(CHANNEL_ID)] == ["Doors open", "Doors open"]
@@ -81,8 +82,11 @@ async def test_a_ledger_retry_after_a_lost_response_posts_once(tmp_path: Path) -
             return attempts[-1]
 
         adapter.send = response_lost_once  # type: ignore[method-assign]
-        ref = await emcee.app.publisher.outbox.deliver(
-            "reminder:1:1d", Target("discord", str(CHANNEL_ID)), lambda: const(Notice("Tomorrow!"))
+        ref = await deliver(
+            emcee.app.publisher.outbox,
+            "reminder:1:1d",
+            Target("discord", str(CHANNEL_ID)),
+            lambda: const(Notice("Tomorrow!")),
         )
 
     assert len(attempts) == 2 and attempts[0] == attempts[1] == ref  # Discord answered the retry with the same message

@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 from datetime import datetime, timedelta
 
+from conftest import deliver
 from ledger_rows import delivery_row
 from test_delivery import RecordingAdapter, const
 from test_runner import GENERAL, add_event, make_runner
@@ -43,7 +44,7 @@ async def stalled_send(db: Database, clock: FakeClock) -> tuple[StalledAdapter, 
     """Start sending "k" to A on a short lease; returns once the adapter holds the send."""
     stalled = StalledAdapter()
     sending = asyncio.create_task(
-        Outbox(Ledger(db, clock, SHORT), {"rec": stalled}).deliver("k", A, lambda: const("hi"))
+        deliver(Outbox(Ledger(db, clock, SHORT), {"rec": stalled}), "k", A, lambda: const("hi"))
     )
     await stalled.called.wait()
     return stalled, sending
@@ -75,7 +76,7 @@ async def test_a_send_slower_than_the_lease_keeps_its_claim_and_its_lease_moves(
         before = await lease_until(db, "k", A)
         clock.advance(SHORT * 2 / 3)
         leases.append(await renewed_beyond(db, "k", A, before))
-        assert await rival.deliver("k", A, lambda: const("hi")) is None
+        assert await deliver(rival, "k", A, lambda: const("hi")) is None
     assert leases == sorted(leases) and leases[-1] > leases[0]
     stalled.release.set()
     assert await sending is not None
@@ -89,16 +90,16 @@ async def test_a_post_waiting_its_turn_behind_a_slow_send_keeps_its_claim(db: Da
     waits, so no other sender takes it over and it goes out once, after the first."""
     stalled = StalledAdapter()
     outbox = Outbox(Ledger(db, clock, SHORT), {"rec": stalled})
-    first = asyncio.create_task(outbox.deliver("k", A, lambda: const("first")))
+    first = asyncio.create_task(deliver(outbox, "k", A, lambda: const("first")))
     await stalled.called.wait()
-    second = asyncio.create_task(outbox.deliver("k2", A, lambda: const("second")))
+    second = asyncio.create_task(deliver(outbox, "k2", A, lambda: const("second")))
     await asyncio.sleep(0.05)  # "k2" is claimed and queued behind "k"
     rival = Outbox(Ledger(db, clock, SHORT), {"rec": RecordingAdapter()})
     for _ in range(5):  # the wait outlasts the lease more than three times over
         before = await lease_until(db, "k2", A)
         clock.advance(SHORT * 2 / 3)
         await renewed_beyond(db, "k2", A, before)
-        assert await rival.deliver("k2", A, lambda: const("second")) is None
+        assert await deliver(rival, "k2", A, lambda: const("second")) is None
     stalled.release.set()
     assert await first is not None and await second is not None
     assert [sent.message for sent in stalled.sent] == [Notice("first"), Notice("second")]
@@ -118,9 +119,9 @@ async def test_a_sender_cut_off_mid_send_is_taken_over_once_its_last_lease_lapse
     other = RecordingAdapter()
     rival = Outbox(Ledger(db, clock, SHORT), {"rec": other})
     clock.set(last)
-    assert await rival.deliver("k", A, lambda: const("hi")) is None
+    assert await deliver(rival, "k", A, lambda: const("hi")) is None
     clock.advance(timedelta(milliseconds=1))
-    assert await rival.deliver("k", A, lambda: const("hi")) is not None
+    assert await deliver(rival, "k", A, lambda: const("hi")) is not None
     assert len(other.sent) == 1
 
 

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import aiohttp
 import pytest
-from conftest import ORGANIZER, create_event, database_url, make_settings, member
+from conftest import ORGANIZER, create_event, database_url, deliver, make_settings, member
 from ledger_rows import count_deliveries
 from prometheus_client.parser import text_string_to_metric_families
 from test_delivery import const
@@ -161,10 +161,10 @@ async def test_the_outbox_gauges_show_unsent_claims_and_return_to_zero_once_sent
     outbox = Outbox(Ledger(app.db, clock), {"rec": stalled})
     before = await scrape(app)
     assert (before["emcee_outbox_pending"], before["emcee_outbox_oldest_seconds"]) == (0, 0)
-    first = asyncio.create_task(outbox.deliver("k1", Target("rec", "general"), lambda: const("first")))
+    first = asyncio.create_task(deliver(outbox, "k1", Target("rec", "general"), lambda: const("first")))
     await stalled.called.wait()
     clock.advance(timedelta(seconds=7))
-    second = asyncio.create_task(outbox.deliver("k2", Target("rec", "random"), lambda: const("second")))
+    second = asyncio.create_task(deliver(outbox, "k2", Target("rec", "random"), lambda: const("second")))
     while await count_deliveries(app.db, DeliveryStatus.CLAIMED) < 2:
         await asyncio.sleep(0.01)
     during = await scrape(app)

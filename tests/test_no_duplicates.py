@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from conftest import NOW
+from conftest import NOW, deliver
 from discord_harness import discord_settings, quick
 from fakes.discord import CHANNEL_ID, FakeDiscord
 from fakes.slack import FakeSlack
@@ -64,7 +64,7 @@ def slack_messages(slack: FakeSlack, channel: str) -> list[dict[str, Any]]:
 
 
 async def take_over(emcee: App, target: Target) -> MessageRef | None:
-    return (await emcee.publisher.outbox.fan_out(KEY, [target], POST)).sent.get(target)
+    return await deliver(emcee.publisher.outbox, KEY, target, POST)
 
 
 async def test_every_slack_post_carries_its_ledger_key_as_metadata(app: Any) -> None:
