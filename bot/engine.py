@@ -33,6 +33,7 @@ from bot.lookup import event_slugs, upcoming
 from bot.messages import INTERNAL_ERROR, READ_ONLY, Reply, refusal
 from bot.metrics import CommandOutcome, Metrics
 from bot.models import Event
+from bot.rsvp_desk import RsvpDesk
 
 log = logging.getLogger(__name__)
 
@@ -83,6 +84,7 @@ class Engine:
         self.clock = clock
         self.bus = bus or EffectBus()
         self.outbox = EffectLog(db, clock)
+        self.rsvps = RsvpDesk(db, self.outbox, clock)
         self.registry = registry or Registry.default()
         self.metrics = metrics or Metrics()  # adapters record their ack latency here too
         # Both platforms' acks share one budget, as their commands share this engine and its database.
@@ -106,7 +108,8 @@ class Engine:
 
     async def run(self, invocation: Invocation) -> Reply:
         """A command from the core, its arguments already typed. Raises Refused when it did not run."""
-        result = await self._execute(self.db.session(), invocation)
+        command = self.registry.get(invocation.command)
+        result = await self._execute(self._transaction(command), invocation, command)
         self.bus.publish(result.effects, self.outbox)
         return _carried_out(result)
 
@@ -194,9 +197,13 @@ class Engine:
 
     async def _carry_out(self, command: Command, request: Request, args: dict[str, Any]) -> Reply:
         invocation = Invocation(request.actor, request.channel, command.path, args)
-        result = await self._execute(self.db.session(), invocation, command)
+        result = await self._execute(self._transaction(command), invocation, command)
         self.bus.publish(result.effects, self.outbox)
         return result.reply
+
+    def _transaction(self, command: Command | None) -> AbstractAsyncContextManager[AsyncSession]:
+        """The session a command runs in: its own transaction, or a read-only one when a desk writes for it."""
+        return self.db.reading() if command is not None and command.desk_writes else self.db.session()
 
     async def _execute(
         self,
@@ -232,9 +239,10 @@ class Engine:
                     self.clock,
                     self.settings,
                     self.registry,
+                    self.rsvps,
                 )
                 outcome = await self._handlers[command.path](context, invocation.args)
-                pending = await self.outbox.write(session, outcome.effects)
+                pending = await self.outbox.write(session, outcome.effects) + outcome.written
         except UsageError as exc:
             return _Result(self._refusal(exc, command), reason=exc), CommandOutcome.REFUSED
         except DatabaseReadOnly:  # the database logged it once; each sender hears why
@@ -266,7 +274,10 @@ class Batch:
 
     async def run(self, invocation: Invocation) -> Reply:
         """Like Engine.run; a refused command rolls back to where it started, and the caller decides."""
-        result = await self.engine._execute(_savepoint(self.session), invocation)
+        command = self.engine.registry.get(invocation.command)
+        if command is not None and command.desk_writes:  # the desk's own transaction would wait for this one
+            raise ValueError(f"{command.ref} cannot run in a batch")
+        result = await self.engine._execute(_savepoint(self.session), invocation, command)
         self.effects += result.effects
         return _carried_out(result)
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from sqlmodel import and_, col, or_, select
+from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 from sqlmodel.sql.expression import SelectOfScalar
 
@@ -44,37 +44,51 @@ async def resolve_event(
 
     Organizers reach every event. Others reach published events, and cancelled ones that `member`
     RSVPed to; any other event answers as if it did not exist."""
-    if ref is None:
-        event = (await session.exec(upcoming(now, organizer))).first()
+    return await EventFinder(session, now).find(ref, organizer, member)
+
+
+class EventFinder:
+    """Resolves event references (see resolve_event) in one transaction, reading each reference once: the
+    RSVPs a group commit settles mostly name the same event."""
+
+    def __init__(self, session: AsyncSession, now: datetime) -> None:
+        self._session = session
+        self._now = now
+        self._next: dict[bool, Event | None] = {}
+        self._prefixed: dict[str, list[Event]] = {}
+
+    async def find(self, ref: str | None, organizer: bool = False, member: Actor | None = None) -> Event:
+        if ref is None:
+            return await self._upcoming(organizer)
+        if ref not in self._prefixed:
+            query = select(Event).where(col(Event.slug).startswith(ref, autoescape=True))
+            self._prefixed[ref] = list((await self._session.exec(query)).all())
+        matches = [event for event in self._prefixed[ref] if await self._visible(event, organizer, member)]
+        exact = [event for event in matches if event.slug == ref]
+        if exact or len(matches) == 1:
+            return (exact or matches)[0]
+        if matches:
+            raise UsageError(f"'{ref}' matches {', '.join(e.slug for e in matches)}; say which")
+        raise UnknownEvent(ref)
+
+    async def _upcoming(self, organizer: bool) -> Event:
+        if organizer not in self._next:
+            self._next[organizer] = (await self._session.exec(upcoming(self._now, organizer).limit(1))).first()
+        event = self._next[organizer]
         if event is None:
             raise UnknownEvent(None)
         return event
-    exact = (await session.exec(_visible(select(Event).where(Event.slug == ref), organizer, member))).first()
-    if exact:
-        return exact
-    prefixed = select(Event).where(col(Event.slug).startswith(ref, autoescape=True))
-    matches = (await session.exec(_visible(prefixed, organizer, member))).all()
-    if len(matches) == 1:
-        return matches[0]
-    if matches:
-        raise UsageError(f"'{ref}' matches {', '.join(e.slug for e in matches)}; say which")
-    raise UnknownEvent(ref)
+
+    async def _visible(self, event: Event, organizer: bool, member: Actor | None) -> bool:
+        if organizer or event.status == EventStatus.PUBLISHED:
+            return True
+        if event.status != EventStatus.CANCELLED or member is None:
+            return False
+        rsvped = select(Rsvp.id).where(
+            Rsvp.event_id == event.id, Rsvp.platform == member.platform, Rsvp.user_id == member.user_id
+        )
+        return (await self._session.exec(rsvped)).first() is not None
 
 
 async def event_slugs(session: AsyncSession) -> list[str]:
     return list((await session.exec(select(Event.slug))).all())
-
-
-def _visible(query: SelectOfScalar[Event], organizer: bool, member: Actor | None) -> SelectOfScalar[Event]:
-    """Limit an event query to what the sender may see (see resolve_event)."""
-    if organizer:
-        return query
-    seen = col(Event.status) == EventStatus.PUBLISHED
-    if member is not None:
-        rsvped = (
-            select(Rsvp.id)
-            .where(Rsvp.event_id == Event.id, Rsvp.platform == member.platform, Rsvp.user_id == member.user_id)
-            .exists()
-        )
-        seen = or_(seen, and_(col(Event.status) == EventStatus.CANCELLED, rsvped))
-    return query.where(seen)

@@ -1,47 +1,56 @@
-"""Seats and the waitlist, decided inside the database.
+"""Seats and the waitlist in the database: load an event's Seating (bot/seating.py), write back what changed.
 
-Seats are taken with one conditional UPDATE on the event row (seats_taken + n <= capacity), so two
-processes can never both take the last seat: SQLite serialises writers, and PostgreSQL re-checks
-the WHERE clause after waiting on the row lock. Promotions run in the same transaction as the
-cancellation that freed the seats.
-
-Each RSVP is decided holding the event row's lock (see `lock_event`), so the waitlist is joined one
-party at a time: a party's place is chosen, and its position counted, after every earlier RSVP
-committed, and the position told is its place in the final queue.
+Callers hold the event before loading it: SQLite's BEGIN IMMEDIATE makes the transaction the only
+writer; on PostgreSQL, `lock_event` (SELECT … FOR UPDATE) or an UPDATE of the event row holds it to the
+commit. The decisions are made in memory on what was loaded; the seats written back are checked in SQL
+once more (the seats as loaded, and the capacity), so a transaction that did not hold the event fails
+instead of overbooking. Statements are Core and few: one write carries every RSVP a group commit changed.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable
-from dataclasses import dataclass
-from datetime import datetime, timedelta
+from collections.abc import Collection, Iterable, Sequence
+from typing import Any
 
 import sqlalchemy as sa
-from sqlmodel import col, select, update
+from sqlmodel import select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
-from bot.clock import Clock
 from bot.effects import Effect, MemberPromoted
 from bot.invocation import Actor
-from bot.models import Event, Rsvp, RsvpStatus
+from bot.models import Event, Rsvp, RsvpStatus, table_of
+from bot.seating import Party, Promotion, Seating
+
+EVENTS = table_of(Event)
+RSVPS = table_of(Rsvp)
+_MEMBERS = sa.select(RSVPS).where(
+    RSVPS.c.event_id.in_(sa.bindparam("events", expanding=True)),
+    RSVPS.c.user_id.in_(sa.bindparam("users", expanding=True)),
+)
+_WAITING = RSVPS.c.status == RsvpStatus.WAITLISTED
+_WAITLISTS = (
+    sa.select(RSVPS)
+    .where(RSVPS.c.event_id.in_(sa.bindparam("events", expanding=True)), _WAITING)
+    .order_by(RSVPS.c.queued_at, RSVPS.c.id)
+)
+_WAITLIST_ENDS = (
+    sa.select(RSVPS.c.event_id, sa.func.count(), sa.func.max(RSVPS.c.queued_at))
+    .where(RSVPS.c.event_id.in_(sa.bindparam("events", expanding=True)), _WAITING)
+    .group_by(RSVPS.c.event_id)
+)
+_SET_SEATS = (
+    sa.update(EVENTS)
+    .where(EVENTS.c.id == sa.bindparam("event"))
+    .where(EVENTS.c.seats_taken == sa.bindparam("loaded"))
+    .where(sa.or_(EVENTS.c.capacity.is_(None), EVENTS.c.capacity >= sa.bindparam("taken")))
+    .values(seats_taken=sa.bindparam("taken"))
+)
+_UPDATE_PARTY = sa.update(RSVPS).where(RSVPS.c.id == sa.bindparam("row"))
+_PARTY_FIELDS = ("status", "guests", "display_name", "queued_at", "promotions")
 
 
-@dataclass(frozen=True)
-class Promotion:
-    """A member moved up from the waitlist; `number` counts their promotions, so each one is told."""
-
-    member: Actor
-    number: int
-
-
-@dataclass(frozen=True)
-class RsvpOutcome:
-    status: RsvpStatus
-    guests: int
-    waitlist_position: int | None = None
-    kept_previous: bool = False  # asked for more seats than are free; the old RSVP stands
-    promoted: tuple[Promotion, ...] = ()
-    reminders_moved: bool = False  # someone who asked for DM reminders started or stopped going
+class SeatsMoved(Exception):
+    """The seats were not as loaded when written back: the event was not held. Nothing is committed."""
 
 
 def promoted(event_id: int, promotions: Iterable[Promotion]) -> list[Effect]:
@@ -49,82 +58,13 @@ def promoted(event_id: int, promotions: Iterable[Promotion]) -> list[Effect]:
     return [MemberPromoted(event_id, p.member, p.number) for p in promotions]
 
 
-def member_of(rsvp: Rsvp) -> Actor:
-    return Actor(rsvp.platform, rsvp.user_id, rsvp.display_name)
-
-
-def promotion_of(rsvp: Rsvp) -> Promotion:
-    return Promotion(member_of(rsvp), rsvp.promotions)
-
-
-def party_size(rsvp: Rsvp) -> int:
-    return 1 + rsvp.guests
-
-
-async def take_seats(session: AsyncSession, event_id: int, seats: int) -> bool:
-    """Atomically take `seats` if they fit; False leaves the event untouched.
-
-    Neither this nor release_seats refreshes an Event already loaded in the session (matching it in Python
-    costs more than the UPDATE): after either, read the seats from the database, as promote_waitlist does."""
-    result = await session.exec(
-        update(Event)
-        .where(col(Event.id) == event_id)
-        .where(sa.or_(col(Event.capacity).is_(None), col(Event.seats_taken) + seats <= col(Event.capacity)))
-        .values(seats_taken=col(Event.seats_taken) + seats)
-        .execution_options(synchronize_session=False)
-    )
-    return result.rowcount == 1
-
-
-async def release_seats(session: AsyncSession, event_id: int, seats: int) -> None:
-    await session.exec(
-        update(Event)
-        .where(col(Event.id) == event_id)
-        .values(seats_taken=col(Event.seats_taken) - seats)
-        .execution_options(synchronize_session=False)
-    )
-
-
-async def promote_waitlist(session: AsyncSession, event_id: int) -> tuple[Rsvp, ...]:
-    """Promote waiting parties in queue order; a party moves up only if all of it fits.
-
-    Free seats are read first only to skip parties that cannot fit; each promotion still takes
-    its seats with the conditional UPDATE, which is what guarantees the capacity.
-    """
-    capacity, taken = (await session.exec(select(Event.capacity, Event.seats_taken).where(Event.id == event_id))).one()
-    free = None if capacity is None else capacity - taken
-    if free is not None and free <= 0:
-        return ()
-    waiting = (
-        await session.exec(
-            select(Rsvp)
-            .where(Rsvp.event_id == event_id, Rsvp.status == RsvpStatus.WAITLISTED)
-            .order_by(col(Rsvp.queued_at), col(Rsvp.id))
-        )
-    ).all()
-    promoted = []
-    for rsvp in waiting:
-        if free is not None and party_size(rsvp) > free:
-            continue
-        if await take_seats(session, event_id, party_size(rsvp)):
-            rsvp.status = RsvpStatus.GOING
-            rsvp.promotions += 1
-            session.add(rsvp)
-            promoted.append(rsvp)
-            if free is not None:
-                free -= party_size(rsvp)
-                if free == 0:
-                    break
-    return tuple(promoted)
-
-
 async def lock_event(session: AsyncSession, event: Event) -> None:
-    """Wait until no other transaction is deciding an RSVP to this event, then reload the event as the
-    previous holder left it (its seats taken, for the answer).
+    """Hold the event to the commit and reload it as the previous holder left it (unflushed changes to it are
+    lost: flush first).
 
-    PostgreSQL: SELECT … FOR UPDATE, held to the commit; every later statement then sees what the
-    previous holder committed. SQLite needs nothing: BEGIN IMMEDIATE already made this transaction the
-    only writer, so the event as this transaction read it is as the previous holder left it.
+    PostgreSQL: SELECT … FOR UPDATE; every later statement then sees what the previous holder committed.
+    SQLite needs nothing: BEGIN IMMEDIATE already made this transaction the only writer, so whatever it read
+    is as the previous holder left it.
     """
     bind = session.get_bind()
     if bind.dialect.name == "sqlite":
@@ -133,102 +73,85 @@ async def lock_event(session: AsyncSession, event: Event) -> None:
     await session.exec(query)
 
 
-async def queue_time(session: AsyncSession, event_id: int, now: datetime) -> datetime:
-    """When a party joins the end of the waitlist: `now`, or just after the last waiting party when
-    that one's clock ran ahead (another process, another host), so the queue keeps the joining order."""
-    last = (
-        await session.exec(
-            select(sa.func.max(Rsvp.queued_at)).where(Rsvp.event_id == event_id, Rsvp.status == RsvpStatus.WAITLISTED)
-        )
-    ).one()
-    return now if last is None or last < now else last + timedelta(microseconds=1)
+async def load_seatings(
+    session: AsyncSession, events: Collection[Event], members: Sequence[Actor] = (), whole_waitlist: bool = False
+) -> dict[int, Seating]:
+    """Each event's seats and waitlist, with the RSVPs of `members`, as this transaction sees them now. The
+    caller holds the events and has them as they are now (`lock_event`).
 
-
-async def waitlist_position(session: AsyncSession, rsvp: Rsvp) -> int:
-    ahead = await session.exec(
-        select(sa.func.count())
-        .select_from(Rsvp)
-        .where(Rsvp.event_id == rsvp.event_id, Rsvp.status == RsvpStatus.WAITLISTED)
-        .where(
-            sa.or_(
-                col(Rsvp.queued_at) < rsvp.queued_at,
-                sa.and_(col(Rsvp.queued_at) == rsvp.queued_at, col(Rsvp.id) < rsvp.id),
-            )
-        )
-    )
-    return ahead.one() + 1
-
-
-async def set_rsvp(
-    session: AsyncSession, event: Event, member: Actor, wanted: RsvpStatus, guests: int, clock: Clock
-) -> RsvpOutcome:
-    """Record `member`'s answer. `wanted` is GOING, MAYBE or DECLINED; GOING may end up WAITLISTED."""
-    assert event.id is not None
-    await lock_event(session, event)
-    now = clock.now()  # read holding the lock, so a later time means a later decision
-    rsvp = (
-        await session.exec(
-            select(Rsvp).where(
-                Rsvp.event_id == event.id, Rsvp.platform == member.platform, Rsvp.user_id == member.user_id
-            )
-        )
-    ).first()
-    if rsvp is None:
-        rsvp = Rsvp(
-            event_id=event.id,
-            platform=member.platform,
-            user_id=member.user_id,
-            status=RsvpStatus.DECLINED,
-            queued_at=now,
-        )
-    if member.display_name:
-        rsvp.display_name = member.display_name
-    before = RsvpStatus(rsvp.status)
-    held = party_size(rsvp) if before is RsvpStatus.GOING else 0
-    outcome = await _apply(session, event.id, rsvp, before, held, wanted, guests, now)
-    session.add(rsvp)
-    await session.flush()
-    promoted: tuple[Rsvp, ...] = ()
-    seats_freed = held > (party_size(rsvp) if rsvp.status == RsvpStatus.GOING else 0)
-    if seats_freed or before is RsvpStatus.WAITLISTED:  # only then can a waiting party newly fit
-        promoted = tuple(p for p in await promote_waitlist(session, event.id) if p is not rsvp)
-    went = (before is RsvpStatus.GOING) != (rsvp.status == RsvpStatus.GOING)
-    reminders_moved = (went and rsvp.dm_reminders) or any(p.dm_reminders for p in promoted)
-    position = await waitlist_position(session, rsvp) if rsvp.status == RsvpStatus.WAITLISTED else None
-    promotions = tuple(promotion_of(p) for p in promoted)
-    return RsvpOutcome(RsvpStatus(rsvp.status), rsvp.guests, position, outcome, promotions, reminders_moved)
-
-
-async def _apply(
-    session: AsyncSession,
-    event_id: int,
-    rsvp: Rsvp,
-    before: RsvpStatus,
-    held: int,
-    wanted: RsvpStatus,
-    guests: int,
-    now: datetime,
-) -> bool:
-    """Move the RSVP to its new state, taking or releasing seats. True if the old RSVP was kept."""
-    if wanted is not RsvpStatus.GOING:
-        if held:
-            await release_seats(session, event_id, held)
-        rsvp.status, rsvp.guests = wanted, guests
-        return False
-    if before is RsvpStatus.GOING:
-        extra = 1 + guests - held
-        if extra > 0 and not await take_seats(session, event_id, extra):
-            return True
-        if extra < 0:
-            await release_seats(session, event_id, -extra)
-        rsvp.guests = guests
-        return False
-    if before is RsvpStatus.WAITLISTED:
-        rsvp.guests = guests  # keeps its place in the queue
-        return False
-    rsvp.guests = guests
-    if await take_seats(session, event_id, 1 + guests):
-        rsvp.status = RsvpStatus.GOING
+    The waitlists are loaded whole when asked, or when an answer of `members` could promote someone (one of
+    them is going or waiting, or answers twice); otherwise only their length and last place, which is all
+    that members joining them need, however long they are."""
+    connection = await session.connection()
+    seatings = {event.id: Seating(event.id, event.capacity, event.seats_taken, [], {}) for event in events if event.id}
+    ids = sorted(seatings)
+    users = [member.user_id for member in members]
+    whole_waitlist = whole_waitlist or len(set(users)) < len(users)
+    if users:
+        for row in await connection.execute(_MEMBERS, {"events": ids, "users": users}):
+            party = _party(row)
+            seatings[row.event_id].members[(party.platform, party.user_id)] = party
+            whole_waitlist = whole_waitlist or party.status in (RsvpStatus.GOING, RsvpStatus.WAITLISTED)
+    if whole_waitlist:
+        for row in await connection.execute(_WAITLISTS, {"events": ids}):
+            seating = seatings[row.event_id]
+            loaded = _party(row)
+            seating.waitlist.append(seating.members.setdefault((loaded.platform, loaded.user_id), loaded))
     else:
-        rsvp.status, rsvp.queued_at = RsvpStatus.WAITLISTED, await queue_time(session, event_id, now)
-    return False
+        for event_id, waiting, last in await connection.execute(_WAITLIST_ENDS, {"events": ids}):
+            seatings[event_id].ahead, seatings[event_id].last_queued_at = waiting, last
+    return seatings
+
+
+def _party(row: sa.Row[Any]) -> Party:
+    return Party(
+        row.id,
+        row.platform,
+        row.user_id,
+        row.display_name,
+        RsvpStatus(row.status),
+        row.guests,
+        row.queued_at,
+        row.dm_reminders,
+        row.promotions,
+    )
+
+
+async def save_seatings(session: AsyncSession, seatings: Iterable[Seating]) -> None:
+    """Write back the seats and every RSVP that changed; SeatsMoved if the seats were not as loaded."""
+    connection = await session.connection()
+    new: list[dict[str, Any]] = []
+    changed: list[dict[str, Any]] = []
+    for seating in seatings:
+        if seating.taken != seating.taken_at_load:
+            seats = {"event": seating.event_id, "loaded": seating.taken_at_load, "taken": seating.taken}
+            if (await connection.execute(_SET_SEATS, seats)).rowcount != 1:
+                raise SeatsMoved(f"event {seating.event_id}: its seats changed while it was held")
+        for party in seating.changed.values():
+            fields = {name: getattr(party, name) for name in _PARTY_FIELDS}
+            if party.id is None:
+                new.append(_new_row(seating.event_id, party) | fields)
+            else:
+                changed.append({"row": party.id} | fields)
+    if new:
+        await connection.execute(sa.insert(RSVPS), new)
+    if changed:
+        await connection.execute(_UPDATE_PARTY, changed)
+
+
+def _new_row(event_id: int, party: Party) -> dict[str, Any]:
+    return {
+        "event_id": event_id,
+        "platform": party.platform,
+        "user_id": party.user_id,
+        "dm_reminders": party.dm_reminders,
+    }
+
+
+async def promote_waitlist(session: AsyncSession, event: Event) -> Sequence[Promotion]:
+    """Promote waiting parties that now fit (its capacity grew, flushed), in queue order."""
+    await lock_event(session, event)
+    seating = (await load_seatings(session, (event,), whole_waitlist=True))[event.id or 0]
+    moved_up = seating.promote()
+    await save_seatings(session, (seating,))
+    return [Promotion(party.member, party.promotions) for party in moved_up]

@@ -74,7 +74,7 @@ async def test_an_internal_failure_answers_politely_and_writes_nothing(
     async def broken(*args: object, **kwargs: object) -> NoReturn:
         raise RuntimeError("disk on fire")
 
-    monkeypatch.setattr("bot.commands.rsvp.set_rsvp", broken)
+    monkeypatch.setattr("bot.rsvp_desk.save_seatings", broken)
     reply = await engine.handle(CommandLine(member("ada"), None, "/rsvp"))
     assert not reply.ok
     assert "nothing was changed" in reply.text and "disk on fire" not in reply.text

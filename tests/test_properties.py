@@ -35,8 +35,8 @@ from bot.delivery import Ledger, Outbox, Target
 from bot.engine import Engine
 from bot.invocation import Actor, CommandLine, CommandOptions
 from bot.messages import INTERNAL_ERROR, Reply
-from bot.models import Rsvp, RsvpStatus
-from bot.rsvps import waitlist_position
+from bot.models import Event, Rsvp, RsvpStatus
+from bot.rsvps import load_seatings
 from schedules.planner import Rules, plan
 from schedules.runner import Runner
 
@@ -196,19 +196,21 @@ def reminders_changed(before: Rows, after: Rows) -> bool:
 
 
 async def check_waitlists(world: World, event_ids: set[int] | None = None) -> dict[int, list[str]]:
-    """Waiting members in queue order (queued_at), per event (all, or `event_ids`); their positions must be
-    1..n in that order."""
+    """Waiting members in queue order (queued_at, then id), per event (all, or `event_ids`); the seating that
+    RSVPs are decided on (which tells the positions) must hold them in that order."""
     queues: dict[int, list[str]] = {}
     query = select(Rsvp).where(Rsvp.status == RsvpStatus.WAITLISTED).order_by(col(Rsvp.queued_at), col(Rsvp.id))
     if event_ids is not None:
         query = query.where(col(Rsvp.event_id).in_(event_ids))
     async with world.db.session() as session:
         waiting = (await session.exec(query)).all()
+        events = (await session.exec(select(Event).where(col(Event.id).in_({r.event_id for r in waiting})))).all()
+        seatings = await load_seatings(session, events, whole_waitlist=True)
         for event_id in dict.fromkeys(rsvp.event_id for rsvp in waiting):
-            queue = [rsvp for rsvp in waiting if rsvp.event_id == event_id]
-            positions = [await waitlist_position(session, rsvp) for rsvp in queue]
-            assert positions == list(range(1, len(queue) + 1)), f"event {event_id}: waitlist positions {positions}"
-            queues[event_id] = [rsvp.user_id for rsvp in queue]
+            queue = [rsvp.user_id for rsvp in waiting if rsvp.event_id == event_id]
+            seated = [party.user_id for party in seatings[event_id].waitlist]
+            assert seated == queue, f"event {event_id}: the seating's waitlist {seated}, the queue {queue}"
+            queues[event_id] = queue
     return queues
 
 

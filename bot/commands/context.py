@@ -9,7 +9,7 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 
 from bot.clock import Clock
 from bot.config import Settings
-from bot.effects import Effect
+from bot.effects import Effect, Pending
 from bot.invocation import Actor, ChannelRef
 from bot.lookup import resolve_event
 from bot.messages import Reply
@@ -17,12 +17,14 @@ from bot.models import Event
 
 if TYPE_CHECKING:
     from bot.commands.registry import Registry
+    from bot.rsvp_desk import RsvpDesk
 
 
 @dataclass
 class Outcome:
     reply: Reply
     effects: list[Effect] = field(default_factory=list)
+    written: list[Pending] = field(default_factory=list)  # effects a desk already put in the outbox
 
 
 @dataclass(frozen=True)
@@ -38,6 +40,7 @@ class Context:
     clock: Clock
     settings: Settings
     registry: Registry
+    rsvps: RsvpDesk
 
     async def event(self, ref: str | None) -> Event:
         """The event `ref` names (None: the next one), among those the sender may see."""

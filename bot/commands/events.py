@@ -29,7 +29,7 @@ from bot.effects import CardPosted, Effect, EventCancelled, EventChanged
 from bot.formatting import format_moment, plural
 from bot.messages import Reply
 from bot.models import Event, EventStatus
-from bot.rsvps import promote_waitlist, promoted, promotion_of
+from bot.rsvps import promote_waitlist, promoted
 from bot.timeparse import (
     DATE_RANGE,
     REMINDER_RANGE,
@@ -169,8 +169,7 @@ async def edit(ctx: Context, args: dict[str, Any]) -> Outcome:
         event.capacity = capacity
     ctx.touch(event)
     await ctx.session.flush()
-    moved_up = await promote_waitlist(ctx.session, event.id or 0)
-    effects += promoted(event.id or 0, [promotion_of(rsvp) for rsvp in moved_up])
+    effects += promoted(event.id or 0, await promote_waitlist(ctx.session, event))
     return Outcome(Reply(f"Updated {event.title}: {', '.join(sorted(fields))}. {notes}".rstrip()), effects)
 
 

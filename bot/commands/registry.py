@@ -28,6 +28,9 @@ class Command:
     args: tuple[Arg, ...] = ()
     organizer: bool = False
     handler: Handler | None = field(default=None, compare=False, repr=False)
+    # The handler writes through a desk that commits in groups (the RSVP desk), not in its own session;
+    # it gets a read-only session.
+    desk_writes: bool = False
 
     @property
     def name(self) -> str:
@@ -73,12 +76,16 @@ class Command:
 
 
 def command(
-    path: tuple[str, ...], summary: str, args: Iterable[Arg] = (), organizer: bool = False
+    path: tuple[str, ...],
+    summary: str,
+    args: Iterable[Arg] = (),
+    organizer: bool = False,
+    desk_writes: bool = False,
 ) -> Callable[[Handler], Command]:
     """Declare a command on its handler: the decorated name becomes the Command, which the registry collects."""
 
     def declare(handler: Handler) -> Command:
-        return Command(path, summary, tuple(args), organizer, handler)
+        return Command(path, summary, tuple(args), organizer, handler, desk_writes)
 
     return declare
 
