@@ -59,9 +59,15 @@ class AckBudget:
         """The reply, when it came within `wait`; otherwise a FollowUp to await once the adapter has acked."""
         if not self._expect_fast():
             return FollowUp(lambda: self.run(call))
-        task = self._start(call)
-        done, _ = await asyncio.wait({task}, timeout=self.wait)
-        return task.result() if done else FollowUp(lambda: task)
+        loop = asyncio.get_running_loop()
+        answered: asyncio.Future[Reply | None] = loop.create_future()
+        task = self._start(call, answered)
+        timer = loop.call_later(self.wait, _settle, answered, None)
+        try:
+            reply = await answered
+        finally:
+            timer.cancel()
+        return reply if reply is not None else FollowUp(lambda: task)
 
     async def run(self, call: EngineCall) -> Reply:
         """An engine call after the ack (a button click, a follow-up), in a slot."""
@@ -97,10 +103,26 @@ class AckBudget:
         """Whether the answer should come soon: the call itself is quick, and so is the queue ahead of it."""
         return self.engine_time < SLOW and self.in_flight * self.engine_time <= QUEUE_WAIT
 
-    def _start(self, call: EngineCall) -> asyncio.Task[Reply]:
+    def _start(self, call: EngineCall, answered: asyncio.Future[Reply | None]) -> asyncio.Task[Reply]:
         """Start the call now; it counts as in flight from here, before its task first runs."""
         self.in_flight += 1
-        task = asyncio.create_task(self._in_slot(call))
+        task = asyncio.create_task(self._answering(call, answered))
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
         return task
+
+    async def _answering(self, call: EngineCall, answered: asyncio.Future[Reply | None]) -> Reply:
+        """Run the call, and hand its reply to the ack waiting on `answered` from inside the call's own task: a
+        done callback would wake the ack one turn of the event loop later."""
+        reply = None
+        try:
+            reply = await self._in_slot(call)
+            return reply
+        finally:
+            _settle(answered, reply)
+
+
+def _settle(answered: asyncio.Future[Reply | None], reply: Reply | None) -> None:
+    """Wake the ack with the reply, or with None once the wait is over (whichever comes first)."""
+    if not answered.done():
+        answered.set_result(reply)

@@ -99,6 +99,25 @@ async def test_a_malformed_but_signed_slack_body_is_a_4xx_without_a_traceback(
     assert_one_short_line(caplog)
 
 
+@pytest.mark.parametrize(
+    "body",
+    [b'{"team": 5}', b'{"user": 5}', b'{"enterprise": 5}', b'{"authorizations": [5]}', b'{"token": "\xff\xfe"}'],
+)
+async def test_a_body_whose_fields_bolt_cannot_read_is_a_4xx_without_a_traceback(
+    emcee: SlackEmcee, caplog: pytest.LogCaptureFixture, body: bytes
+) -> None:
+    """Hardening item 5: JSON whose team, user or enterprise is not what Slack sends, or a body that is not
+    UTF-8, answers 4xx, logged once: Bolt fails on it as it reads the request, before the signature."""
+    headers = signed_headers("", SIGNING_SECRET) | {"Content-Type": "application/json"}
+    caplog.set_level(logging.INFO)
+    caplog.clear()
+
+    async with aiohttp.ClientSession() as session, session.post(emcee.events_url, data=body, headers=headers) as answer:
+        assert 400 <= answer.status < 500
+        assert "Traceback" not in await answer.text()
+    assert_one_short_line(caplog)
+
+
 async def test_signature_verification_stays_on(emcee: SlackEmcee) -> None:
     """Hardening item 5: a well-formed request signed with the wrong secret is refused; the right one works."""
     body = slash_command_body(emcee.command_fields("/events"))

@@ -30,7 +30,8 @@ from aiohttp import web
 from slack_bolt.adapter.aiohttp import to_aiohttp_response, to_bolt_request
 from slack_bolt.adapter.socket_mode.async_handler import AsyncSocketModeHandler
 from slack_bolt.app.async_app import AsyncApp
-from slack_bolt.request.internals import parse_body
+from slack_bolt.middleware.async_middleware import AsyncMiddleware
+from slack_bolt.request.async_request import AsyncBoltRequest
 from slack_bolt.response import BoltResponse
 from slack_sdk.errors import SlackApiError, SlackClientError
 from slack_sdk.http_retry.async_handler import AsyncRetryHandler
@@ -203,7 +204,7 @@ class SlackAdapter:
         client.retry_handlers = _retry_handlers()
         for root in self.engine.registry.roots:
             app.command(f"/{root}")(self._on_command)
-        app.use(_well_formed)  # runs after Bolt's signature check
+        app.use(WellFormed())  # runs after Bolt's signature check
         app.action(payloads.RSVP_ACTION)(self._on_rsvp_click)
         return app
 
@@ -216,15 +217,20 @@ class SlackAdapter:
     async def _http_endpoint(self, request: web.Request) -> web.Response:
         """POST /slack/events on the shared server; Bolt verifies the signature and dispatches.
 
-        A request Bolt cannot read (a timestamp that is not a number, a payload that is not JSON) is
-        refused here with a 4xx and one log line, since Bolt would answer it with a 500 and a traceback."""
+        A request Bolt cannot read (a timestamp that is not a number, a payload that is not JSON, or not an object,
+        or one whose team or user is not text) is refused here with a 4xx and one log line, since Bolt would
+        answer it with a 500 and a traceback. Bolt parses the body once, as it builds its request."""
         if self._bolt is None:
             return web.Response(status=503, text="Emcee is starting")
         if not request.headers.get(TIMESTAMP_HEADER, "").isdigit():
             return _refused(401, f"a {TIMESTAMP_HEADER} that is not a number")
-        if problem := _unreadable(await request.text(), request.content_type):
-            return _refused(400, problem)
-        return await to_aiohttp_response(await self._bolt.async_dispatch(await to_bolt_request(request)))
+        try:
+            bolt_request = await to_bolt_request(request)  # the one place the body is parsed
+        except ValueError:
+            return _refused(400, "a body that is not UTF-8 or not valid JSON")
+        except (AttributeError, TypeError):  # Bolt reads ids out of the parsed body: a list, or a number for a team
+            return _refused(400, "a body that is not an object of Slack's fields")
+        return await to_aiohttp_response(await self._bolt.async_dispatch(bolt_request))
 
     # --- inbound -------------------------------------------------------------------------------
 
@@ -411,15 +417,6 @@ def _seconds(value: Any) -> int | None:
         return None
 
 
-def _unreadable(text: str, content_type: str) -> str | None:
-    """Why Bolt could not read this body (it parses it as below, and fails on anything but an object)."""
-    try:
-        body = parse_body(text, content_type)
-    except ValueError:
-        return "a body that is not valid JSON"
-    return None if isinstance(body, dict) else "a body that is not an object"
-
-
 def _refusal(problem: str) -> str:
     """One short log line for a refused request, and the answer's text."""
     log.info("refused a request to %s: %s", EVENTS_PATH, problem)
@@ -430,9 +427,14 @@ def _refused(status: int, problem: str) -> web.Response:
     return web.Response(status=status, text=_refusal(problem))
 
 
-async def _well_formed(body: Any, next: Callable[[], Awaitable[BoltResponse]]) -> BoltResponse:
-    """Bolt middleware: a signed body that lacks what Slack always sends gets a 400, not a failing handler."""
-    problem = payloads.malformed(body)
-    if problem is None:
-        return await next()
-    return BoltResponse(status=400, body=_refusal(problem))
+class WellFormed(AsyncMiddleware):
+    """Bolt middleware: a signed body that lacks what Slack always sends gets a 400, not a failing handler.
+    A class, as Bolt calls it directly; a function would have its arguments found by name on every request."""
+
+    async def async_process(
+        self, *, req: AsyncBoltRequest, resp: BoltResponse, next: Callable[[], Awaitable[BoltResponse]]
+    ) -> BoltResponse:
+        problem = payloads.malformed(req.body)
+        if problem is None:
+            return await next()
+        return BoltResponse(status=400, body=_refusal(problem))

@@ -105,6 +105,9 @@ def when_text(when: When) -> str:
 
 def wrap(text: str, limit: int = MAX_SECTION_TEXT) -> list[str]:
     """Escaped chunks of `text`, each at most `limit` characters, broken at whitespace where possible."""
+    whole = escape(text)
+    if len(whole) <= limit:  # one chunk, as the loop below would make it piece by piece
+        return [whole.rstrip()] if whole.strip() else []
     chunks: list[str] = []
     current = ""
     for piece in re.split(r"(\s+)", text):
