@@ -8,6 +8,7 @@ says what is still starting, and 503 for every other path); after it, by the app
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING, Any
@@ -42,12 +43,11 @@ class HttpServer:
     ) -> None:
         self.settings = settings
         self.app = web.Application()
-        self.app.router.add_get("/healthz", self._healthz)
         self._health = health
+        self.app.router.add_get("/healthz", self._healthz)
         if metrics is not None:
             self.app.router.add_get("/metrics", _metrics_handler(metrics))
         self._listening: web.ServerRunner | None = None  # the port, from `listen`
-        self._plain_request: RequestFactory | None = None  # the port's own requests, which `_answer` serves alone
         self._routes: web.AppRunner | None = None  # the app, from `open`; it has no port of its own
         self.port: int | None = None
 
@@ -74,8 +74,7 @@ class HttpServer:
         if self._listening is not None:
             return
         server = web.Server(self._answer, access_log=None, logger=_ServerLog(server_logger))
-        self._plain_request = server.request_factory
-        server.request_factory = self._request
+        server.request_factory = functools.partial(self._request, server.request_factory)
         self._listening = web.ServerRunner(server)
         await self._listening.setup()
         site = web.TCPSite(self._listening, self.settings.host, self.settings.port)
@@ -89,20 +88,21 @@ class HttpServer:
 
     def _request(
         self,
+        plain: RequestFactory,
         message: RawRequestMessage,
         payload: StreamReader,
         protocol: web.RequestHandler,
         writer: AbstractStreamWriter,
         task: asyncio.Task[None],
     ) -> web.BaseRequest:
-        """A request for the app's routes once it is open, else a plain one for `_answer`."""
+        """A request for the app's routes once it is open, else a plain one (the port's own) for `_answer`."""
         routed = self._routed
-        make = routed.request_factory if routed is not None else self._plain_request
-        assert make is not None  # the port's server made its factory before it took a connection
+        make = routed.request_factory if routed is not None else plain
         return make(message, payload, protocol, writer, task)
 
     async def _answer(self, request: web.BaseRequest) -> web.StreamResponse:
         routed = self._routed
+        # By its kind, not by the time: a plain request made before `open` is answered here even after it.
         if routed is not None and isinstance(request, web.Request):
             return await routed.request_handler(request)
         if request.path == "/healthz":
