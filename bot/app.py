@@ -45,19 +45,24 @@ class App:
     http: HttpServer | None = None
     runner: Runner | None = None  # timed posts: reminders, "up next", speaker intros
     _started: list[Adapter] = field(default_factory=list)
-    _starting: set[str] = field(default_factory=set)  # platforms whose first start is under way
+    _prepared: bool = False  # the database is ready (migrated, or checked on PostgreSQL)
+    _starting: set[str] = field(default_factory=set)  # platforms whose first start has not ended
     _retrying: list[asyncio.Task[None]] = field(default_factory=list)
 
     async def start(self) -> None:
-        """Serve HTTP as soon as the database is ready (/healthz says what is still starting), start the
-        adapters side by side, so that one platform's answers never wait for another's connection, then
-        replay what a stopped process left and start the timed posts."""
+        """Answer /healthz at once (it says what is still starting), serve every route once the database is
+        ready, start the adapters side by side, so that one platform's answers never wait for another's
+        connection, then replay what a stopped process left and start the timed posts."""
+        self._starting = set(self.adapters)
+        if self.http is not None:
+            await self.http.listen()  # `emcee run` has it listening already, while it loaded the bot
         await self.db.prepare()
+        self._prepared = True
         # What a stopped process committed but had not dispatched, read before any new command can commit;
         # the ledger keeps a replay from posting twice.
         left = await self.engine.outbox.left()
         if self.http is not None:
-            await self.http.start()
+            await self.http.open()
             log.info("HTTP server listening on %s", self.http.url)
         await self._start_adapters()
         self.bus.publish(left, self.engine.outbox)
@@ -67,7 +72,6 @@ class App:
 
     async def _start_adapters(self) -> None:
         """Start every adapter at once; one whose platform cannot be reached is retried in the background."""
-        self._starting = set(self.adapters)
         starts = [asyncio.create_task(self._first_start(adapter)) for adapter in self.adapters.values()]
         try:
             await asyncio.gather(*starts)
@@ -124,20 +128,23 @@ class App:
         await self.db.close()
 
     async def health(self) -> dict[str, str]:
-        checks: dict[str, str] = {}
-        try:
-            await self.db.ping()
-            checks["database"] = "ok"
-        except DatabaseReadOnly:
-            checks["database"] = "read-only"
-        except Exception as exc:
-            checks["database"] = f"unreachable: {type(exc).__name__}"
+        """Each part's state; the database is not touched while it is being prepared."""
+        checks = {"database": await self._database_health() if self._prepared else "starting"}
         for platform, adapter in self.adapters.items():
             if platform in self._starting:
                 checks[platform] = "starting"
             else:
                 checks[platform] = "ok" if adapter.connected else "disconnected"
         return checks
+
+    async def _database_health(self) -> str:
+        try:
+            await self.db.ping()
+        except DatabaseReadOnly:
+            return "read-only"
+        except Exception as exc:
+            return f"unreachable: {type(exc).__name__}"
+        return "ok"
 
     async def metrics_page(self, accept: str | None) -> tuple[bytes, str]:
         await self.metrics.refresh(self.db, self.engine.clock.now())
@@ -179,17 +186,18 @@ def build_app(
     adapters: dict[str, Adapter] | None = None,
     with_http: bool | None = None,
     console_out: TextIO | None = None,
+    http: HttpServer | None = None,
 ) -> App:
+    """The bot, on `http` when given (`emcee run` listens before it loads this module), else on a new server
+    when `with_http` (default: [http] enabled)."""
     clock = clock or SystemClock()
     db = Database(settings.bot.database_url)
     bus = EffectBus()
     metrics = Metrics()
     engine = Engine(db, settings, clock, bus, metrics=metrics)
-    # The server exists before the adapters so that Slack's HTTP mode can add its route; the lambdas reach `app` later.
-    with_http = settings.http.enabled if with_http is None else with_http
-    http = (
-        HttpServer(settings.http, lambda: app.health(), lambda accept: app.metrics_page(accept)) if with_http else None
-    )
+    # The server exists before the adapters so that Slack's HTTP mode can add its route.
+    if http is None and (settings.http.enabled if with_http is None else with_http):
+        http = HttpServer(settings.http)
     adapters = build_adapters(settings, secrets, console_out, http) if adapters is None else adapters
     channels = announce_channels(settings, adapters)
     lease = timedelta(seconds=settings.bot.delivery_lease_seconds)
@@ -199,6 +207,7 @@ def build_app(
     bus.subscribe(runner)
     app = App(settings, db, engine, bus, publisher, adapters, metrics, http, runner)
     if http is not None:
+        http.report(app.health, app.metrics_page)
         CalendarFeeds(db, clock, settings.bot.name).register(http.app)
     return app
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import importlib
 import logging
 import sys
 from collections.abc import AsyncIterator, Sequence
@@ -12,14 +13,15 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from bot.config import ConfigError, Secrets, Settings, load_settings
-from bot.db import DatabaseUnusable, SchemaOutOfDate
 from bot.invocation import Actor
 
 if TYPE_CHECKING:
     from datetime import datetime
 
+    from bot.app import App
     from bot.commands import UsageError
     from bot.engine import Engine
+    from bot.http import HttpServer
     from bot.models import Event
 
 DEFAULT_CONFIG = Path("emcee.toml")
@@ -158,14 +160,36 @@ def _warnings(settings: Settings) -> list[str]:
 
 
 async def _run(settings: Settings, secrets: Secrets) -> int:
-    from bot.app import build_app, serve_forever
-
+    """Answer /healthz first (503, starting), then load the bot and run it on the same server."""
     missing = secrets.missing_for(settings)
     if missing:
         print(f"error: missing environment variables: {', '.join(missing)}", file=sys.stderr)
         return 1
-    await serve_forever(build_app(settings, secrets))
+    http = None
+    if settings.http.enabled:
+        from bot.http import HttpServer
+
+        http = HttpServer(settings.http)
+        await http.listen()
+    try:
+        app = await _load(settings, secrets, http)
+    except BaseException:
+        if http is not None:
+            await http.stop()
+        raise
+    from bot.app import serve_forever
+
+    await serve_forever(app)
     return 0
+
+
+async def _load(settings: Settings, secrets: Secrets, http: HttpServer | None) -> App:
+    """The bot, built on `http`. Its modules (SQLAlchemy, the chat libraries: most of a second) are imported in
+    a worker thread, so that the event loop answers /healthz meanwhile."""
+    await asyncio.to_thread(importlib.import_module, "bot.app")
+    from bot.app import build_app
+
+    return build_app(settings, secrets, http=http)
 
 
 async def _db_upgrade(settings: Settings) -> int:
@@ -378,11 +402,18 @@ def main(argv: Sequence[str] | None = None) -> int:
     )
     try:
         return asyncio.run(_dispatch(args))
-    except (ConfigError, SchemaOutOfDate, DatabaseUnusable) as exc:
+    except ConfigError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         return 130
+    except Exception as exc:
+        from bot.db import DatabaseUnusable, SchemaOutOfDate  # loaded already when the database raised them
+
+        if not isinstance(exc, SchemaOutOfDate | DatabaseUnusable):
+            raise
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
 
 
 if __name__ == "__main__":

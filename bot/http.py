@@ -1,33 +1,62 @@
-"""The one aiohttp server: /healthz and /metrics here; Slack HTTP mode and calendars add their routes."""
+"""The one aiohttp server: /healthz and /metrics here; Slack HTTP mode and calendars add their routes.
+
+`emcee run` starts it before it loads the rest of the bot (most of a second of imports), so that /healthz
+answers at once: until `open`, requests are answered by `_answer` alone (/healthz from the health check, which
+says what is still starting, and 503 for every other path); after it, by the app's routes, on the same port.
+"""
 
 from __future__ import annotations
 
+import asyncio
+import functools
 import logging
 from collections.abc import Awaitable, Callable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from aiohttp import web
+from aiohttp import hdrs, web
 from aiohttp.http_exceptions import HttpProcessingError
 from aiohttp.log import server_logger
 
 from bot.config import HttpSettings
 
+if TYPE_CHECKING:
+    from aiohttp import StreamReader
+    from aiohttp.abc import AbstractStreamWriter
+    from aiohttp.http_parser import RawRequestMessage
+
+    RequestFactory = Callable[
+        [RawRequestMessage, StreamReader, web.RequestHandler, AbstractStreamWriter, asyncio.Task[None]], web.BaseRequest
+    ]
+
 HealthCheck = Callable[[], Awaitable[dict[str, str]]]
 MetricsPage = Callable[[str | None], Awaitable[tuple[bytes, str]]]  # Accept header -> body, content type
 
 
+async def loading() -> dict[str, str]:
+    """The health of a process that is still loading the bot: nothing else can be checked yet."""
+    return {"emcee": "starting"}
+
+
 class HttpServer:
-    def __init__(self, settings: HttpSettings, health: HealthCheck, metrics: MetricsPage | None = None) -> None:
+    def __init__(
+        self, settings: HttpSettings, health: HealthCheck = loading, metrics: MetricsPage | None = None
+    ) -> None:
         self.settings = settings
         self.app = web.Application()
         self._health = health
         self.app.router.add_get("/healthz", self._healthz)
         if metrics is not None:
             self.app.router.add_get("/metrics", _metrics_handler(metrics))
-        self._runner: web.AppRunner | None = None
+        self._listening: web.ServerRunner | None = None  # the port, from `listen`
+        self._routes: web.AppRunner | None = None  # the app, from `open`; it has no port of its own
         self.port: int | None = None
 
-    async def _healthz(self, request: web.Request) -> web.Response:
+    def report(self, health: HealthCheck, metrics: MetricsPage) -> None:
+        """Answer /healthz and /metrics from these (the bot's, once it is built); before `open`."""
+        self._health = health
+        self.app.router.add_get("/metrics", _metrics_handler(metrics))
+
+    async def _healthz(self, request: web.BaseRequest) -> web.Response:
         checks = await self._health()
         problems = [f"{name}: {state}" for name, state in checks.items() if state != "ok"]
         body: dict[str, object] = {"status": "unhealthy" if problems else "ok", "checks": checks}
@@ -36,16 +65,62 @@ class HttpServer:
         return web.json_response(body, status=503 if problems else 200)
 
     async def start(self) -> None:
-        self._runner = web.AppRunner(self.app, access_log=None, logger=_ServerLog(server_logger))
-        await self._runner.setup()
-        site = web.TCPSite(self._runner, self.settings.host, self.settings.port)
+        """Listen and serve every route."""
+        await self.listen()
+        await self.open()
+
+    async def listen(self) -> None:
+        """Bind the port; until `open`, answer /healthz and refuse the rest with 503. Once only."""
+        if self._listening is not None:
+            return
+        server = web.Server(self._answer, access_log=None, logger=_ServerLog(server_logger))
+        server.request_factory = functools.partial(self._request, server.request_factory)
+        self._listening = web.ServerRunner(server)
+        await self._listening.setup()
+        site = web.TCPSite(self._listening, self.settings.host, self.settings.port)
         await site.start()
-        self.port = self._runner.addresses[0][1]  # the bound port, also when configured as 0
+        self.port = self._listening.addresses[0][1]  # the bound port, also when configured as 0
+
+    async def open(self) -> None:
+        """Serve every route: call it once they are all added and what they need is ready."""
+        self._routes = web.AppRunner(self.app)
+        await self._routes.setup()  # freezes the app and makes its request handler
+
+    def _request(
+        self,
+        plain: RequestFactory,
+        message: RawRequestMessage,
+        payload: StreamReader,
+        protocol: web.RequestHandler,
+        writer: AbstractStreamWriter,
+        task: asyncio.Task[None],
+    ) -> web.BaseRequest:
+        """A request for the app's routes once it is open, else a plain one (the port's own) for `_answer`."""
+        routed = self._routed
+        make = routed.request_factory if routed is not None else plain
+        return make(message, payload, protocol, writer, task)
+
+    async def _answer(self, request: web.BaseRequest) -> web.StreamResponse:
+        routed = self._routed
+        # By its kind, not by the time: a plain request made before `open` is answered here even after it.
+        if routed is not None and isinstance(request, web.Request):
+            return await routed.request_handler(request)
+        if request.path == "/healthz":
+            return await self._healthz(request)
+        return web.Response(status=503, text="starting", headers={hdrs.RETRY_AFTER: "1"})
+
+    @property
+    def _routed(self) -> web.Server | None:
+        """The app's request handling, once it is open."""
+        return self._routes.server if self._routes is not None else None
 
     async def stop(self) -> None:
-        if self._runner is not None:
-            await self._runner.cleanup()
-            self._runner = None
+        if self._listening is not None:
+            await self._listening.cleanup()
+            self._listening = None
+        if self._routes is not None:
+            await self._routes.cleanup()
+            self._routes = None
 
     @property
     def url(self) -> str:
