@@ -108,7 +108,8 @@ async def test_a_refused_rsvp_in_a_group_writes_nothing_and_spares_the_others(en
     more = RsvpAsk("bk-june", member("m0"), False, RsvpStatus.GOING, 2)  # two guests more: no seats left
     nowhere = RsvpAsk("no-such-event", member("m9"), False, RsvpStatus.GOING, 0)
     joins = RsvpAsk("bk-june", member("m2"), False, RsvpStatus.GOING, 0)
-    results = await asyncio.gather(*(engine.rsvps.settle(ask) for ask in (more, nowhere, joins)), return_exceptions=True)
+    settling = (engine.rsvps.settle(ask) for ask in (more, nowhere, joins))
+    results = await asyncio.gather(*settling, return_exceptions=True)
     assert isinstance(results[0], UsageError) and "0 seats left" in str(results[0])
     assert isinstance(results[1], UsageError) and "no event called 'no-such-event'" in str(results[1])
     assert isinstance(results[2], Settled) and results[2].outcome.waitlist_position == 1
