@@ -11,9 +11,9 @@ from typing import Any
 import pytest
 import sqlalchemy as sa
 from conftest import create_event, member
-from sqlmodel import select
+from sqlmodel import col, select
 
-import bot.rsvp_desk
+import bot.rsvps
 from bot.commands.args import UsageError
 from bot.engine import Engine
 from bot.invocation import CommandLine
@@ -47,7 +47,9 @@ async def stored(engine: Engine, slug: str) -> tuple[int, list[tuple[Any, ...]]]
     """The event's seats taken, and its RSVPs in queue order."""
     async with engine.db.reading() as session:
         event = (await session.exec(select(Event).where(Event.slug == slug))).one()
-        rows = await session.exec(select(Rsvp).where(Rsvp.event_id == event.id).order_by(Rsvp.queued_at, Rsvp.id))
+        rows = await session.exec(
+            select(Rsvp).where(Rsvp.event_id == event.id).order_by(col(Rsvp.queued_at), col(Rsvp.id))
+        )
         return event.seats_taken, [(r.user_id, r.status, r.guests, r.queued_at, r.promotions) for r in rows]
 
 
@@ -83,7 +85,7 @@ async def test_a_burst_of_rsvps_commits_in_far_fewer_transactions_than_rsvps(eng
 
 async def test_an_rsvp_that_fails_in_a_group_fails_alone(engine: Engine, monkeypatch: pytest.MonkeyPatch) -> None:
     await create_event(engine)
-    save = bot.rsvp_desk.save_seatings
+    save = bot.rsvps.save_seatings
 
     async def failing_for_one(session: Any, seatings: Iterable[Seating]) -> None:
         seatings = list(seatings)
