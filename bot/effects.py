@@ -129,8 +129,9 @@ class EffectLog:
         self.db = db
         self.clock = clock
 
-    async def write(self, session: AsyncSession, effects: Sequence[Effect]) -> list[Pending]:
-        """Add a row for each POSTING effect to `session`'s transaction; committed (or rolled back) with it."""
+    async def write(self, session: AsyncSession | None, effects: Sequence[Effect]) -> list[Pending]:
+        """Add a row for each POSTING effect to `session`'s transaction; committed (or rolled back) with it.
+        Without a session (a command that writes through a desk) there must be none."""
         now = self.clock.now()
         rows = {
             index: PendingEffect(kind=type(effect).__name__, payload=_payload(effect), created_at=now)
@@ -138,6 +139,8 @@ class EffectLog:
             if isinstance(effect, POSTING)
         }
         if rows:
+            if session is None:
+                raise ValueError(f"{len(rows)} effects need the outbox, and there is no transaction to write them in")
             session.add_all(rows.values())
             await session.flush()
         return [

@@ -10,6 +10,7 @@ once per command, whatever door it came through.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 from collections.abc import AsyncIterator
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
@@ -201,13 +202,13 @@ class Engine:
         self.bus.publish(result.effects, self.outbox)
         return result.reply
 
-    def _transaction(self, command: Command | None) -> AbstractAsyncContextManager[AsyncSession]:
-        """The session a command runs in: its own transaction, or a read-only one when a desk writes for it."""
-        return self.db.reading() if command is not None and command.desk_writes else self.db.session()
+    def _transaction(self, command: Command | None) -> AbstractAsyncContextManager[AsyncSession | None]:
+        """The session a command runs in: its own transaction, or none when a desk writes for it."""
+        return contextlib.nullcontext() if command is not None and command.desk_writes else self.db.session()
 
     async def _execute(
         self,
-        transaction: AbstractAsyncContextManager[AsyncSession],
+        transaction: AbstractAsyncContextManager[AsyncSession | None],
         invocation: Invocation,
         command: Command | None = None,
     ) -> _Result:
@@ -220,7 +221,7 @@ class Engine:
 
     async def _attempt(
         self,
-        transaction: AbstractAsyncContextManager[AsyncSession],
+        transaction: AbstractAsyncContextManager[AsyncSession | None],
         command: Command | None,
         invocation: Invocation,
     ) -> tuple[_Result, CommandOutcome]:

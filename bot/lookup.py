@@ -2,15 +2,20 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+from dataclasses import dataclass, fields, replace
 from datetime import datetime
+from typing import Any
 
+import sqlalchemy as sa
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 from sqlmodel.sql.expression import SelectOfScalar
 
 from bot.commands.args import UsageError
 from bot.invocation import Actor
-from bot.models import Event, EventStatus, Rsvp
+from bot.models import Event, EventStatus, Rsvp, UTCDateTime, table_of
+from bot.prepared import Prepared
 
 
 class UnknownEvent(UsageError):
@@ -29,7 +34,7 @@ class UnknownEvent(UsageError):
         return f"no event called '{self.ref}'; see {listing}"
 
 
-def upcoming(now: datetime, organizer: bool = False) -> SelectOfScalar[Event]:
+def upcoming(now: datetime | sa.BindParameter[datetime], organizer: bool = False) -> SelectOfScalar[Event]:
     """Events that have not ended, soonest first: published ones, and drafts too for organizers."""
     query = select(Event).where(col(Event.ends_at) > now, Event.status != EventStatus.CANCELLED)
     if not organizer:
@@ -44,26 +49,70 @@ async def resolve_event(
 
     Organizers reach every event. Others reach published events, and cancelled ones that `member`
     RSVPed to; any other event answers as if it did not exist."""
-    return await EventFinder(session, now).find(ref, organizer, member)
+    connection = await session.connection()
+    found = await connection.run_sync(lambda sync: EventFinder(sync, now).find(ref, organizer, member))
+    event = await session.get(Event, found.id)
+    if event is None:  # deleted since it was found
+        raise UnknownEvent(ref)
+    return event
+
+
+@dataclass(frozen=True)
+class Found:
+    """What finding an event reads of it: enough to answer about it and to seat members at it."""
+
+    id: int
+    slug: str
+    title: str
+    status: EventStatus
+    starts_at: datetime
+    ends_at: datetime
+    timezone: str
+    capacity: int | None
+    seats_taken: int
+
+    @classmethod
+    def of(cls, row: Sequence[Any]) -> Found:
+        """From a row of FOUND_COLUMNS."""
+        found = cls(*row)
+        return replace(found, status=EventStatus(found.status))
+
+
+FOUND_COLUMNS = tuple(table_of(Event).c[field.name] for field in fields(Found))
+_PREFIXED = Prepared(
+    sa.select(*FOUND_COLUMNS).where(col(Event.slug).like(sa.bindparam("pattern", type_=sa.String()), escape="/"))
+)
+_NOW = sa.bindparam("now", type_=UTCDateTime())
+_NEXT = {
+    organizer: Prepared(upcoming(_NOW, organizer).with_only_columns(*FOUND_COLUMNS).limit(1))
+    for organizer in (False, True)
+}
+_RSVPED = Prepared(
+    sa.select(table_of(Rsvp).c.id).where(
+        col(Rsvp.event_id) == sa.bindparam("event"),
+        col(Rsvp.platform) == sa.bindparam("platform"),
+        col(Rsvp.user_id) == sa.bindparam("user"),
+    )
+)
 
 
 class EventFinder:
-    """Resolves event references (see resolve_event) in one transaction, reading each reference once: the
-    RSVPs a group commit settles mostly name the same event."""
+    """Resolves event references (see resolve_event) on a connection (sync: run it in `run_sync`), reading each
+    reference once, and only what Found holds: the RSVPs a group commit settles mostly name the same event."""
 
-    def __init__(self, session: AsyncSession, now: datetime) -> None:
-        self._session = session
+    def __init__(self, connection: sa.Connection, now: datetime) -> None:
+        self._connection = connection
         self._now = now
-        self._next: dict[bool, Event | None] = {}
-        self._prefixed: dict[str, list[Event]] = {}
+        self._next: dict[bool, Found | None] = {}
+        self._prefixed: dict[str, list[Found]] = {}
 
-    async def find(self, ref: str | None, organizer: bool = False, member: Actor | None = None) -> Event:
+    def find(self, ref: str | None, organizer: bool = False, member: Actor | None = None) -> Found:
         if ref is None:
-            return await self._upcoming(organizer)
+            return self._upcoming(organizer)
         if ref not in self._prefixed:
-            query = select(Event).where(col(Event.slug).startswith(ref, autoescape=True))
-            self._prefixed[ref] = list((await self._session.exec(query)).all())
-        matches = [event for event in self._prefixed[ref] if await self._visible(event, organizer, member)]
+            rows = _PREFIXED.rows(self._connection, {"pattern": _escaped(ref) + "%"})
+            self._prefixed[ref] = [Found.of(row) for row in rows]
+        matches = [event for event in self._prefixed[ref] if self._visible(event, organizer, member)]
         exact = [event for event in matches if event.slug == ref]
         if exact or len(matches) == 1:
             return (exact or matches)[0]
@@ -71,23 +120,27 @@ class EventFinder:
             raise UsageError(f"'{ref}' matches {', '.join(e.slug for e in matches)}; say which")
         raise UnknownEvent(ref)
 
-    async def _upcoming(self, organizer: bool) -> Event:
+    def _upcoming(self, organizer: bool) -> Found:
         if organizer not in self._next:
-            self._next[organizer] = (await self._session.exec(upcoming(self._now, organizer).limit(1))).first()
+            rows = _NEXT[organizer].rows(self._connection, {"now": self._now})
+            self._next[organizer] = Found.of(rows[0]) if rows else None
         event = self._next[organizer]
         if event is None:
             raise UnknownEvent(None)
         return event
 
-    async def _visible(self, event: Event, organizer: bool, member: Actor | None) -> bool:
-        if organizer or event.status == EventStatus.PUBLISHED:
+    def _visible(self, event: Found, organizer: bool, member: Actor | None) -> bool:
+        if organizer or event.status is EventStatus.PUBLISHED:
             return True
-        if event.status != EventStatus.CANCELLED or member is None:
+        if event.status is not EventStatus.CANCELLED or member is None:
             return False
-        rsvped = select(Rsvp.id).where(
-            Rsvp.event_id == event.id, Rsvp.platform == member.platform, Rsvp.user_id == member.user_id
-        )
-        return (await self._session.exec(rsvped)).first() is not None
+        params = {"event": event.id, "platform": member.platform, "user": member.user_id}
+        return bool(_RSVPED.rows(self._connection, params))
+
+
+def _escaped(text: str) -> str:
+    """`text` matched as itself by LIKE … ESCAPE '/' (no wildcards), as autoescape would write it."""
+    return text.replace("/", "//").replace("%", "/%").replace("_", "/_")
 
 
 async def event_slugs(session: AsyncSession) -> list[str]:

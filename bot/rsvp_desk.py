@@ -20,15 +20,16 @@ from dataclasses import dataclass
 from datetime import datetime
 from itertools import chain
 
+import sqlalchemy as sa
+
 from bot.clock import Clock
 from bot.commands.args import UsageError
 from bot.db import Database
 from bot.effects import EffectLog, Pending
 from bot.formatting import plural
 from bot.invocation import Actor
-from bot.lookup import EventFinder
-from bot.models import Event
-from bot.rsvps import load_seatings, lock_event, promoted, save_seatings
+from bot.lookup import EventFinder, Found
+from bot.rsvps import hold_events, load_seatings, promoted, save_seatings
 from bot.seating import RsvpOutcome, Seating, SeatsTooFew
 from bot.statuses import EventStatus, RsvpStatus
 
@@ -50,7 +51,7 @@ class RsvpAsk:
 class Settled:
     """An RSVP committed: the event, what became of the member, and the promotions' outbox rows."""
 
-    event: Event
+    event: Found
     outcome: RsvpOutcome
     written: list[Pending]
 
@@ -102,23 +103,9 @@ class RsvpDesk:
     async def _settle(self, asks: Sequence[RsvpAsk]) -> list[Settled | Exception]:
         """One transaction: each ask's Settled, or the UsageError that refused it."""
         async with self._db.session() as session:
-            finder = EventFinder(session, self._clock.now())
-            events: list[Event | UsageError] = []
-            for ask in asks:
-                try:
-                    events.append(await finder.find(ask.ref, ask.organizer, ask.member))
-                except UsageError as exc:
-                    events.append(exc)
-            held = {event.id: event for event in events if isinstance(event, Event) and event.id is not None}
-            for event_id in sorted(held):
-                await lock_event(session, held[event_id])
-            now = self._clock.now()  # read holding the events, so a later time means a later decision
-            seatings = await load_seatings(session, held.values(), [ask.member for ask in asks])
-            decided = [_decide(seatings, ask, event, now) for ask, event in zip(asks, events, strict=True)]
-            await save_seatings(session, seatings.values())
-            told = [
-                [] if isinstance(item, UsageError) else promoted(item[0].id or 0, item[1].promoted) for item in decided
-            ]
+            connection = await session.connection()
+            decided = await connection.run_sync(self._decide_all, asks)
+            told = [[] if isinstance(item, UsageError) else promoted(item[0].id, item[1].promoted) for item in decided]
             written = await self._outbox.write(session, list(chain.from_iterable(told)))
         results: list[Settled | Exception] = []
         for item, effects in zip(decided, told, strict=True):
@@ -129,10 +116,28 @@ class RsvpDesk:
                 written = written[len(effects) :]
         return results
 
+    def _decide_all(self, connection: sa.Connection, asks: Sequence[RsvpAsk]) -> list[_Decided]:
+        """Find the events, hold them, decide each ask in order on their seatings, and write the changes."""
+        finder = EventFinder(connection, self._clock.now())
+        events: list[Found | UsageError] = []
+        for ask in asks:
+            try:
+                events.append(finder.find(ask.ref, ask.organizer, ask.member))
+            except UsageError as exc:
+                events.append(exc)
+        held = hold_events(connection, {event.id: event for event in events if isinstance(event, Found)})
+        events = [held[event.id] if isinstance(event, Found) else event for event in events]
+        now = self._clock.now()  # read holding the events, so a later time means a later decision
+        seatings = load_seatings(connection, held.values(), [ask.member for ask in asks])
+        decided = [_decide(seatings, ask, event, now) for ask, event in zip(asks, events, strict=True)]
+        save_seatings(connection, seatings.values())
+        return decided
 
-def _decide(
-    seatings: dict[int, Seating], ask: RsvpAsk, event: Event | UsageError, now: datetime
-) -> tuple[Event, RsvpOutcome] | UsageError:
+
+_Decided = tuple[Found, RsvpOutcome] | UsageError
+
+
+def _decide(seatings: dict[int, Seating], ask: RsvpAsk, event: Found | UsageError, now: datetime) -> _Decided:
     """Apply `ask` to its event's seating, or say why it is refused (changing nothing)."""
     if isinstance(event, UsageError):
         return event
@@ -141,6 +146,6 @@ def _decide(
     if event.ends_at <= now:
         return UsageError(f"{event.title} is over; RSVPs are closed")
     try:
-        return event, seatings[event.id or 0].answer(ask.member, ask.wanted, ask.guests, now)
+        return event, seatings[event.id].answer(ask.member, ask.wanted, ask.guests, now)
     except SeatsTooFew as exc:
         return UsageError(f"Only {plural(exc.left, 'seat')} left at {event.title}, so your RSVP is unchanged.")

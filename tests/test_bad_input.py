@@ -71,7 +71,7 @@ async def test_an_internal_failure_answers_politely_and_writes_nothing(
     await create_event(engine)
     before = await snapshot(engine.db)
 
-    async def broken(*args: object, **kwargs: object) -> NoReturn:
+    def broken(*args: object, **kwargs: object) -> NoReturn:
         raise RuntimeError("disk on fire")
 
     monkeypatch.setattr("bot.rsvp_desk.save_seatings", broken)

@@ -34,6 +34,7 @@ from bot.db import Database
 from bot.delivery import Ledger, Outbox, Target
 from bot.engine import Engine
 from bot.invocation import Actor, CommandLine, CommandOptions
+from bot.lookup import FOUND_COLUMNS, Found
 from bot.messages import INTERNAL_ERROR, Reply
 from bot.models import Event, Rsvp, RsvpStatus
 from bot.rsvps import load_seatings
@@ -205,7 +206,9 @@ async def check_waitlists(world: World, event_ids: set[int] | None = None) -> di
     async with world.db.session() as session:
         waiting = (await session.exec(query)).all()
         events = (await session.exec(select(Event).where(col(Event.id).in_({r.event_id for r in waiting})))).all()
-        seatings = await load_seatings(session, events, whole_waitlist=True)
+        found = [Found.of([getattr(event, column.name) for column in FOUND_COLUMNS]) for event in events]
+        connection = await session.connection()
+        seatings = await connection.run_sync(lambda sync: load_seatings(sync, found, whole_waitlist=True))
         for event_id in dict.fromkeys(rsvp.event_id for rsvp in waiting):
             queue = [rsvp.user_id for rsvp in waiting if rsvp.event_id == event_id]
             seated = [party.user_id for party in seatings[event_id].waitlist]

@@ -87,11 +87,11 @@ async def test_an_rsvp_that_fails_in_a_group_fails_alone(engine: Engine, monkeyp
     await create_event(engine)
     save = bot.rsvps.save_seatings
 
-    async def failing_for_one(session: Any, seatings: Iterable[Seating]) -> None:
+    def failing_for_one(connection: Any, seatings: Iterable[Seating]) -> None:
         seatings = list(seatings)
         if any(party.user_id == "unlucky" for seating in seatings for party in seating.changed.values()):
             raise RuntimeError("the disk failed under this one")
-        await save(session, seatings)
+        save(connection, seatings)
 
     monkeypatch.setattr("bot.rsvp_desk.save_seatings", failing_for_one)
     names = [f"m{index}" for index in range(5)] + ["unlucky"] + [f"m{index}" for index in range(5, 10)]

@@ -31,9 +31,10 @@ class Outcome:
 class Context:
     """One command's run: its transaction, who sent it and from where, and what the bot knows.
 
-    `organizer` is decided once by the engine before the handler runs."""
+    `organizer` is decided once by the engine before the handler runs. A command declared `desk_writes` has no
+    transaction of its own (`transaction` None): its writes go through the RSVP desk, `rsvps`."""
 
-    session: AsyncSession
+    transaction: AsyncSession | None
     actor: Actor
     channel: ChannelRef | None
     organizer: bool
@@ -41,6 +42,12 @@ class Context:
     settings: Settings
     registry: Registry
     rsvps: RsvpDesk
+
+    @property
+    def session(self) -> AsyncSession:
+        if self.transaction is None:
+            raise RuntimeError("this command writes through a desk and has no session of its own")
+        return self.transaction
 
     async def event(self, ref: str | None) -> Event:
         """The event `ref` names (None: the next one), among those the sender may see."""

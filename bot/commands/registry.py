@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Awaitable, Callable, Collection, Iterable
 from dataclasses import dataclass, field
+from functools import cached_property
 from types import ModuleType
 from typing import TYPE_CHECKING, Any
 
@@ -50,7 +51,7 @@ class Command:
     def usage(self) -> str:
         return " ".join([self.ref, *(arg.placeholder for arg in self.args)])
 
-    @property
+    @cached_property
     def positionals(self) -> tuple[Arg, ...]:
         return tuple(arg for arg in self.args if not arg.option)
 
@@ -60,7 +61,7 @@ class Command:
         options = " [--options]" if any(arg.option for arg in self.args) else ""
         return " ".join([self.ref, *(arg.placeholder for arg in self.positionals)]) + options
 
-    @property
+    @cached_property
     def needs_event_names(self) -> bool:
         """Whether parsing depends on which events exist (an optional event before free text)."""
         kinds = {arg.kind for arg in self.positionals}
