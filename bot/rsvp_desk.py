@@ -8,8 +8,10 @@ with a few statements (bot/rsvps.py), committing once. Each RSVP is decided exac
 committed alone in that order: seats, the waitlist's order and the positions told are the same.
 
 A refused RSVP (an unknown or closed event, too few seats) writes nothing and does not disturb the others
-in its group. If the group's transaction fails, each of its RSVPs is tried again alone, so that one
-member's failure stays their own.
+in its group. The group's transaction records each RSVP's interaction (bot/interactions.py): a second
+delivery of one already acted on is refused (AlreadyHandled), like any refusal, without failing its group.
+If the group's transaction fails, each of its RSVPs is tried again alone, so that one member's failure
+stays their own.
 """
 
 from __future__ import annotations
@@ -20,11 +22,14 @@ from dataclasses import dataclass
 from datetime import datetime
 from itertools import chain
 
+from sqlmodel.ext.asyncio.session import AsyncSession
+
 from bot.clock import Clock
 from bot.commands.args import UsageError
 from bot.db import Database
 from bot.effects import EffectLog, Pending
 from bot.formatting import plural
+from bot.interactions import AlreadyHandled, Key, forget, record
 from bot.invocation import Actor
 from bot.lookup import EventFinder
 from bot.models import Event
@@ -33,17 +38,20 @@ from bot.seating import RsvpOutcome, Seating, SeatsTooFew
 from bot.statuses import EventStatus, RsvpStatus
 
 GROUP_MOST = 200  # RSVPs in one transaction at most, so that none waits long behind a huge group
+Refusal = UsageError | AlreadyHandled  # why an RSVP of a group was not carried out; it wrote nothing
 
 
 @dataclass(frozen=True)
 class RsvpAsk:
-    """A member's answer to the event `ref` names (None: the next one); `wanted` is GOING, MAYBE or DECLINED."""
+    """A member's answer to the event `ref` names (None: the next one); `wanted` is GOING, MAYBE or DECLINED.
+    `interaction_id` is the platform's id of the member's action, acted on once."""
 
     ref: str | None
     member: Actor
     organizer: bool
     wanted: RsvpStatus
     guests: int
+    interaction_id: str | None = None
 
 
 @dataclass(frozen=True)
@@ -67,7 +75,8 @@ class RsvpDesk:
         self._writer: asyncio.Task[None] | None = None
 
     async def settle(self, ask: RsvpAsk) -> Settled:
-        """Commit `ask` with whatever else is queued; UsageError, having written nothing, when it is refused."""
+        """Commit `ask` with whatever else is queued; UsageError or AlreadyHandled, having written nothing, when it
+        is refused."""
         future: asyncio.Future[Settled] = asyncio.get_running_loop().create_future()
         self._queue.append((ask, future))
         if self._writer is None:
@@ -100,41 +109,61 @@ class RsvpDesk:
                 future.set_result(result)
 
     async def _settle(self, asks: Sequence[RsvpAsk]) -> list[Settled | Exception]:
-        """One transaction: each ask's Settled, or the UsageError that refused it."""
+        """One transaction: each ask's Settled, or the refusal (UsageError, AlreadyHandled) that refused it."""
         async with self._db.session() as session:
-            finder = EventFinder(session, self._clock.now())
-            events: list[Event | UsageError] = []
-            for ask in asks:
-                try:
-                    events.append(await finder.find(ask.ref, ask.organizer, ask.member))
-                except UsageError as exc:
-                    events.append(exc)
+            keys = [_interaction(ask) for ask in asks]
+            first_runs = await record(session, keys, self._clock.now())
+            events = await self._events(session, asks, first_runs)
             held = {event.id: event for event in events if isinstance(event, Event) and event.id is not None}
             for event_id in sorted(held):
                 await lock_event(session, held[event_id])
             now = self._clock.now()  # read holding the events, so a later time means a later decision
             seatings = await load_seatings(session, held.values(), [ask.member for ask in asks])
             decided = [_decide(seatings, ask, event, now) for ask, event in zip(asks, events, strict=True)]
+            await forget(
+                session, [key for key, item in zip(keys, decided, strict=True) if isinstance(item, UsageError)]
+            )
             await save_seatings(session, seatings.values())
             told = [
-                [] if isinstance(item, UsageError) else promoted(item[0].id or 0, item[1].promoted) for item in decided
+                [] if isinstance(item, Exception) else promoted(item[0].id or 0, item[1].promoted) for item in decided
             ]
             written = await self._outbox.write(session, list(chain.from_iterable(told)))
         results: list[Settled | Exception] = []
         for item, effects in zip(decided, told, strict=True):
-            if isinstance(item, UsageError):
+            if isinstance(item, Exception):
                 results.append(item)
             else:
                 results.append(Settled(item[0], item[1], written[: len(effects)]))
                 written = written[len(effects) :]
         return results
 
+    async def _events(
+        self, session: AsyncSession, asks: Sequence[RsvpAsk], first_runs: Sequence[bool]
+    ) -> list[Event | Refusal]:
+        """The event each ask names, or why it is refused: its interaction was acted on already, or no such event
+        is open to the member."""
+        finder = EventFinder(session, self._clock.now())
+        events: list[Event | Refusal] = []
+        for ask, first_run in zip(asks, first_runs, strict=True):
+            if not first_run:
+                events.append(AlreadyHandled(f"{ask.member.platform} interaction {ask.interaction_id}"))
+                continue
+            try:
+                events.append(await finder.find(ask.ref, ask.organizer, ask.member))
+            except UsageError as exc:
+                events.append(exc)
+        return events
+
+
+def _interaction(ask: RsvpAsk) -> Key | None:
+    return (ask.member.platform, ask.interaction_id) if ask.interaction_id is not None else None
+
 
 def _decide(
-    seatings: dict[int, Seating], ask: RsvpAsk, event: Event | UsageError, now: datetime
-) -> tuple[Event, RsvpOutcome] | UsageError:
+    seatings: dict[int, Seating], ask: RsvpAsk, event: Event | Refusal, now: datetime
+) -> tuple[Event, RsvpOutcome] | Refusal:
     """Apply `ask` to its event's seating, or say why it is refused (changing nothing)."""
-    if isinstance(event, UsageError):
+    if isinstance(event, Exception):
         return event
     if event.status != EventStatus.PUBLISHED:
         return UsageError(f"{event.title} is {event.status}; RSVPs are closed")

@@ -41,6 +41,7 @@ class Context:
     settings: Settings
     registry: Registry
     rsvps: RsvpDesk
+    interaction_id: str | None = None  # the platform's id of the member action this run answers
 
     async def event(self, ref: str | None) -> Event:
         """The event `ref` names (None: the next one), among those the sender may see."""
