@@ -50,7 +50,7 @@ from common import (
     wait_healthy,
 )
 from fakes.discord import FakeDiscord, interaction_payload
-from fakes.slack import FakeSlack, load_payload, signed_headers
+from fakes.slack import FakeSlack, load_payload, new_trigger_id, signed_headers
 
 from adapters.slack.adapter import WORKING
 
@@ -190,7 +190,13 @@ class SlackLoad(Load):
         """Send one member's /rsvp; the ack in ms. A deferred answer is awaited in `settle`."""
         status, guests = CHOICES[index % len(CHOICES)]
         text = f"{SLUG} {status}" + (f" +{guests}" if guests else "")
-        fields = {"user_id": member, "user_name": member, "text": text, "response_url": self.fake.response_url(member)}
+        fields = {
+            "user_id": member,
+            "user_name": member,
+            "text": text,
+            "response_url": self.fake.response_url(member),
+            "trigger_id": new_trigger_id(),
+        }
         body = urlencode(self.template | fields)
         sent = now_ms()
         async with self.session.post(self.url, data=body.encode(), headers=signed_headers(body, SIGNING_SECRET)) as r:

@@ -40,7 +40,7 @@ from common import (
     wait_for_line,
 )
 from fakes.discord import FakeDiscord
-from fakes.slack import FakeSlack, load_payload, signed_headers
+from fakes.slack import FakeSlack, load_payload, new_trigger_id, signed_headers
 
 FIRST_ANSWER_S = 0.5
 HEALTHY_AFTER_READY_S = 1.5
@@ -91,7 +91,12 @@ async def first_answer(session: aiohttp.ClientSession, url: str, status: int | N
 
 async def slack_command(session: aiohttp.ClientSession, url: str, fake: FakeSlack, timeout: float) -> bool:
     """Whether one signed /rsvp is answered with a 200 within `timeout` seconds."""
-    fields = {"command": "/rsvp", "text": SLUG, "response_url": fake.response_url("during-connect")}
+    fields = {
+        "command": "/rsvp",
+        "text": SLUG,
+        "response_url": fake.response_url("during-connect"),
+        "trigger_id": new_trigger_id(),
+    }
     body = urlencode(load_payload("slash_command_rsvp") | fields)
     try:
         async with asyncio.timeout(timeout):

@@ -5,7 +5,9 @@ the registry, and hands the handler a Context. Input that is rejected raises Usa
 anything commits, so it writes nothing; the reply then names the problem and the usage line. Effects
 (posting cards, DMs, rescheduling) are written to the outbox in the command's transaction and
 published only after the commit. Metrics are recorded here,
-once per command, whatever door it came through.
+once per command, whatever door it came through. A command that answers a member's action on a platform
+records the action's id in its transaction, so that a second delivery of it is not acted on again
+(bot/interactions.py).
 """
 
 from __future__ import annotations
@@ -15,6 +17,7 @@ import logging
 from collections.abc import AsyncIterator
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from dataclasses import dataclass, field
+from datetime import datetime
 from typing import Any
 
 from sqlmodel import col, or_
@@ -29,6 +32,7 @@ from bot.config import Settings
 from bot.db import Database, DatabaseReadOnly
 from bot.effects import EffectBus, EffectLog, Pending
 from bot.formatting import format_moment
+from bot.interactions import PRUNE_EVERY, AlreadyHandled, Key, prune, record_one
 from bot.invocation import Actor, CommandLine, CommandOptions, Invocation, Request
 from bot.lookup import event_slugs, upcoming
 from bot.messages import INTERNAL_ERROR, READ_ONLY, Reply, refusal
@@ -47,6 +51,8 @@ SLOTS_POSTGRES = 8
 # Metric labels of a command whose name is not known: a line that names none, a path that is none.
 UNPARSED = "unparsed"
 UNKNOWN = "unknown"
+# The answer to a second delivery of an action already acted on (another replica's copy, a platform's retry).
+ALREADY_DONE = Reply("That was already done; nothing more was changed.")
 
 
 class Refused(Exception):
@@ -86,6 +92,7 @@ class Engine:
         self.bus = bus or EffectBus()
         self.outbox = EffectLog(db, clock)
         self.rsvps = RsvpDesk(db, self.outbox, clock)
+        self._pruned_at: datetime | None = None  # when handled interactions were last pruned
         self.registry = registry or Registry.default()
         self.metrics = metrics or Metrics()  # adapters record their ack latency here too
         # Both platforms' acks share one budget, as their commands share this engine and its database.
@@ -197,10 +204,25 @@ class Engine:
         return self._refusal(exc)
 
     async def _carry_out(self, command: Command, request: Request, args: dict[str, Any]) -> Reply:
-        invocation = Invocation(request.actor, request.channel, command.path, args)
+        invocation = Invocation(request.actor, request.channel, command.path, args, request.interaction_id)
+        if request.interaction_id is not None:
+            self._prune_now_and_then()
         result = await self._execute(self._transaction(command), invocation, command)
         self.bus.publish(result.effects, self.outbox)
         return result.reply
+
+    def _prune_now_and_then(self) -> None:
+        """Forget long-handled interactions in the background: at the first one, then every PRUNE_EVERY."""
+        now = self.clock.now()
+        if self._pruned_at is None or now - self._pruned_at >= PRUNE_EVERY:
+            self._pruned_at = now
+            self.bus.spawn(self._prune(now))
+
+    async def _prune(self, now: datetime) -> None:
+        try:
+            await prune(self.db, now)
+        except Exception as exc:  # the next prune tries again; old rows cost only space meanwhile
+            log.warning("pruning handled interactions failed: %s", exc)
 
     def _transaction(self, command: Command | None) -> AbstractAsyncContextManager[AsyncSession | None]:
         """The session a command runs in: its own transaction, or none when a desk writes for it."""
@@ -232,6 +254,8 @@ class Engine:
             return _Result(denied), CommandOutcome.DENIED
         try:
             async with transaction as session:
+                if session is not None:  # a desk records the interaction in its own transaction
+                    await record_one(session, _interaction(invocation), self.clock.now())
                 context = Context(
                     session,
                     invocation.actor,
@@ -241,11 +265,15 @@ class Engine:
                     self.settings,
                     self.registry,
                     self.rsvps,
+                    invocation.interaction_id,
                 )
                 outcome = await self._handlers[command.path](context, invocation.args)
                 pending = await self.outbox.write(session, outcome.effects) + outcome.written
         except UsageError as exc:
             return _Result(self._refusal(exc, command), reason=exc), CommandOutcome.REFUSED
+        except AlreadyHandled:
+            log.info("%s: interaction %s was acted on already", command.ref, invocation.interaction_id)
+            return _Result(ALREADY_DONE), CommandOutcome.REFUSED
         except DatabaseReadOnly:  # the database logged it once; each sender hears why
             return _Result(READ_ONLY), CommandOutcome.ERROR
         except Exception:
@@ -293,3 +321,10 @@ def _carried_out(result: _Result) -> Reply:
 async def _savepoint(session: AsyncSession) -> AsyncIterator[AsyncSession]:
     async with session.begin_nested():
         yield session
+
+
+def _interaction(invocation: Invocation) -> Key | None:
+    """The key the invocation's interaction is recorded under; None without one."""
+    if invocation.interaction_id is None:
+        return None
+    return (invocation.actor.platform, invocation.interaction_id)

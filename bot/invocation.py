@@ -55,10 +55,14 @@ class MessageRef:
 
 @dataclass(frozen=True)
 class Invocation:
+    """A command with typed arguments. `interaction_id` is the platform's id of the member action it answers
+    (None from the console and the core): the engine acts on one id once (bot/interactions.py)."""
+
     actor: Actor
     channel: ChannelRef | None
     command: tuple[str, ...]
     args: dict[str, Any] = field(default_factory=dict)
+    interaction_id: str | None = None
 
 
 @dataclass(frozen=True)
@@ -68,6 +72,7 @@ class CommandLine:
     actor: Actor
     channel: ChannelRef | None
     line: str
+    interaction_id: str | None = None  # Slack's trigger_id; None from the console
 
 
 @dataclass(frozen=True)
@@ -78,6 +83,7 @@ class CommandOptions:
     channel: ChannelRef | None
     command_path: tuple[str, ...]
     options: dict[str, Any] = field(default_factory=dict)
+    interaction_id: str | None = None  # Discord's interaction id, Slack's trigger_id
 
 
 Request = CommandLine | CommandOptions

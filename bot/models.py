@@ -1,4 +1,5 @@
-"""SQLModel tables: events, agenda, speakers, RSVPs, the delivery ledger and the pending effects.
+"""SQLModel tables: events, agenda, speakers, RSVPs, the delivery ledger, the pending effects and the handled
+interactions.
 
 Every datetime column is UTC-aware (UTCDateTime) so that no naive value ever leaves the database,
 whichever backend stores it.
@@ -165,3 +166,14 @@ class PendingEffect(SQLModel, table=True):
     payload: dict[str, Any] = Field(sa_column=sa.Column(sa.JSON(), nullable=False))
     created_at: datetime = Field(sa_column=_utc_column())
     done_at: datetime | None = Field(default=None, sa_column=_utc_column(nullable=True))
+
+
+class HandledInteraction(SQLModel, table=True):
+    """A member's action on a platform (a Discord interaction, a Slack trigger) that a command acted on, recorded
+    in that command's transaction: its key refuses a second run of the same action (bot/interactions.py)."""
+
+    __tablename__ = "handled_interaction"
+
+    platform: str = Field(primary_key=True, max_length=16)
+    interaction_id: str = Field(primary_key=True, max_length=100)
+    handled_at: datetime = Field(sa_column=sa.Column(UTCDateTime(), nullable=False, index=True))

@@ -17,6 +17,7 @@ from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy.sql.compiler import SQLCompiler
+from sqlalchemy.sql.expression import ReturnsRows
 
 Processor = Callable[[Any], Any] | None
 
@@ -83,6 +84,6 @@ def _compile(statement: sa.ClauseElement, dialect: sa.Dialect) -> _Compiled:
     names = tuple(compiled.positiontup)
     defaults = {name: compiled.binds[name].effective_value for name in names if not compiled.binds[name].required}
     binds = tuple(compiled.binds[name].type.dialect_impl(dialect).bind_processor(dialect) for name in names)
-    columns = statement.selected_columns if isinstance(statement, sa.Select) else ()
+    columns = statement.exported_columns if isinstance(statement, ReturnsRows) else ()  # a select's, or RETURNING
     results = tuple(column.type.dialect_impl(dialect).result_processor(dialect, None) for column in columns)
     return _Compiled(compiled.string, names, defaults, binds, results)

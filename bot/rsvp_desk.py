@@ -8,8 +8,10 @@ with a few statements (bot/rsvps.py), committing once. Each RSVP is decided exac
 committed alone in that order: seats, the waitlist's order and the positions told are the same.
 
 A refused RSVP (an unknown or closed event, too few seats) writes nothing and does not disturb the others
-in its group. If the group's transaction fails, each of its RSVPs is tried again alone, so that one
-member's failure stays their own.
+in its group. The group's transaction records each RSVP's interaction (bot/interactions.py): a second
+delivery of one already acted on is refused (AlreadyHandled), like any refusal, without failing its group.
+If the group's transaction fails, each of its RSVPs is tried again alone, so that one member's failure
+stays their own.
 """
 
 from __future__ import annotations
@@ -27,6 +29,7 @@ from bot.commands.args import UsageError
 from bot.db import Database
 from bot.effects import EffectLog, Pending
 from bot.formatting import plural
+from bot.interactions import AlreadyHandled, Key, forget, record
 from bot.invocation import Actor
 from bot.lookup import EventFinder, Found
 from bot.rsvps import hold_events, load_seatings, promoted, save_seatings
@@ -38,13 +41,19 @@ GROUP_MOST = 200  # RSVPs in one transaction at most, so that none waits long be
 
 @dataclass(frozen=True)
 class RsvpAsk:
-    """A member's answer to the event `ref` names (None: the next one); `wanted` is GOING, MAYBE or DECLINED."""
+    """A member's answer to the event `ref` names (None: the next one); `wanted` is GOING, MAYBE or DECLINED.
+    `interaction_id` is the platform's id of the member's action, acted on once."""
 
     ref: str | None
     member: Actor
     organizer: bool
     wanted: RsvpStatus
     guests: int
+    interaction_id: str | None = None
+
+    @property
+    def interaction(self) -> Key | None:
+        return (self.member.platform, self.interaction_id) if self.interaction_id is not None else None
 
 
 @dataclass(frozen=True)
@@ -68,7 +77,8 @@ class RsvpDesk:
         self._writer: asyncio.Task[None] | None = None
 
     async def settle(self, ask: RsvpAsk) -> Settled:
-        """Commit `ask` with whatever else is queued; UsageError, having written nothing, when it is refused."""
+        """Commit `ask` with whatever else is queued; UsageError or AlreadyHandled, having written nothing, when it
+        is refused."""
         future: asyncio.Future[Settled] = asyncio.get_running_loop().create_future()
         self._queue.append((ask, future))
         if self._writer is None:
@@ -101,15 +111,15 @@ class RsvpDesk:
                 future.set_result(result)
 
     async def _settle(self, asks: Sequence[RsvpAsk]) -> list[Settled | Exception]:
-        """One transaction: each ask's Settled, or the UsageError that refused it."""
+        """One transaction: each ask's Settled, or the refusal (UsageError, AlreadyHandled) that refused it."""
         async with self._db.session() as session:
             connection = await session.connection()
             decided = await connection.run_sync(self._decide_all, asks)
-            told = [[] if isinstance(item, UsageError) else promoted(item[0].id, item[1].promoted) for item in decided]
+            told = [[] if isinstance(item, Exception) else promoted(item[0].id, item[1].promoted) for item in decided]
             written = await self._outbox.write(session, list(chain.from_iterable(told)))
         results: list[Settled | Exception] = []
         for item, effects in zip(decided, told, strict=True):
-            if isinstance(item, UsageError):
+            if isinstance(item, Exception):
                 results.append(item)
             else:
                 results.append(Settled(item[0], item[1], written[: len(effects)]))
@@ -117,29 +127,36 @@ class RsvpDesk:
         return results
 
     def _decide_all(self, connection: sa.Connection, asks: Sequence[RsvpAsk]) -> list[_Decided]:
-        """Find the events, hold them, decide each ask in order on their seatings, and write the changes."""
+        """Record the asks' interactions, find the events, hold them, decide each ask in order on their seatings,
+        and write the changes."""
+        keys = [ask.interaction for ask in asks]
+        first_runs = record(connection, keys, self._clock.now())
         finder = EventFinder(connection, self._clock.now())
-        events: list[Found | UsageError] = []
-        for ask in asks:
+        events: list[Found | Refusal] = []
+        for ask, first_run in zip(asks, first_runs, strict=True):
             try:
+                if not first_run:
+                    raise AlreadyHandled(f"{ask.member.platform} interaction {ask.interaction_id}")
                 events.append(finder.find(ask.ref, ask.organizer, ask.member))
-            except UsageError as exc:
+            except (UsageError, AlreadyHandled) as exc:
                 events.append(exc)
         held = hold_events(connection, {event.id: event for event in events if isinstance(event, Found)})
         events = [held[event.id] if isinstance(event, Found) else event for event in events]
         now = self._clock.now()  # read holding the events, so a later time means a later decision
         seatings = load_seatings(connection, held.values(), [ask.member for ask in asks])
         decided = [_decide(seatings, ask, event, now) for ask, event in zip(asks, events, strict=True)]
+        forget(connection, [key for key, item in zip(keys, decided, strict=True) if isinstance(item, UsageError)])
         save_seatings(connection, seatings.values())
         return decided
 
 
-_Decided = tuple[Found, RsvpOutcome] | UsageError
+Refusal = UsageError | AlreadyHandled  # why an RSVP of a group was not carried out; it wrote nothing
+_Decided = tuple[Found, RsvpOutcome] | Refusal
 
 
-def _decide(seatings: dict[int, Seating], ask: RsvpAsk, event: Found | UsageError, now: datetime) -> _Decided:
+def _decide(seatings: dict[int, Seating], ask: RsvpAsk, event: Found | Refusal, now: datetime) -> _Decided:
     """Apply `ask` to its event's seating, or say why it is refused (changing nothing)."""
-    if isinstance(event, UsageError):
+    if isinstance(event, Exception):
         return event
     if event.status != EventStatus.PUBLISHED:
         return UsageError(f"{event.title} is {event.status}; RSVPs are closed")

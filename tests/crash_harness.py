@@ -27,7 +27,7 @@ from discord_harness import User, callback_path, command_data
 from fakes.discord import BOT_TOKEN, CHANNEL_ID, GUILD_ID, ORGANIZER_ROLE_ID, FakeDiscord, interaction_payload
 from fakes.discord import Call as DiscordCall
 from fakes.slack import Call as SlackCall
-from fakes.slack import FakeSlack, load_payload, signed_headers, slash_command_body
+from fakes.slack import FakeSlack, load_payload, new_trigger_id, signed_headers, slash_command_body
 from slack_harness import SIGNING_SECRET
 
 from adapters.discord.client import nonce
@@ -292,6 +292,7 @@ class Emcee:
             "user_name": user[1],
             "channel_id": SLACK_CHANNELS[0],
             "response_url": self.platforms.slack.response_url(user[1]),
+            "trigger_id": new_trigger_id(),
         }
         body = slash_command_body(fields)
         async with (

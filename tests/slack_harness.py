@@ -16,7 +16,7 @@ from typing import Any
 
 import aiohttp
 from conftest import NOW, database_url, reset, run_as_organizer
-from fakes.slack import FakeSlack, block_actions_body, load_payload, signed_headers, slash_command_body
+from fakes.slack import FakeSlack, block_actions_body, load_payload, new_trigger_id, signed_headers, slash_command_body
 
 from adapters.slack import SlackAdapter
 from bot.app import App, build_app
@@ -98,6 +98,7 @@ class SlackEmcee:
             "user_id": user[0],
             "user_name": user[1],
             "response_url": self.fake.response_url(response_url),
+            "trigger_id": new_trigger_id(),
         }
 
     def click_payload(
@@ -110,6 +111,7 @@ class SlackEmcee:
         payload["container"]["message_ts"] = payload["message"]["ts"] = ts
         payload["actions"][0] |= {"action_id": f"rsvp:{choice}", "value": SLUG}
         payload["response_url"] = self.fake.response_url("click")
+        payload["trigger_id"] = new_trigger_id()
         return payload
 
     async def post(self, body: str, secret: str = SIGNING_SECRET) -> Ack:

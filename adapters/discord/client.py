@@ -225,15 +225,14 @@ class DiscordAdapter:
 
     async def _on_command(self, interaction: discord.Interaction, command: Command, raw: dict[str, Any]) -> None:
         started = time.monotonic()
-        request = CommandOptions(_actor(interaction), _channel(interaction), command.path, raw)
+        request = CommandOptions(_actor(interaction), _channel(interaction), command.path, raw, str(interaction.id))
         await self._run(interaction, request, started)
 
     async def _on_click(self, interaction: discord.Interaction, slug: str, choice: str) -> None:
         """An RSVP button: the clicker hears back ephemerally; the publisher edits the card's counts."""
         started = time.monotonic()
-        request = CommandOptions(
-            _actor(interaction), _channel(interaction), ("rsvp",), {"event": slug, "status": choice}
-        )
+        options = {"event": slug, "status": choice}
+        request = CommandOptions(_actor(interaction), _channel(interaction), ("rsvp",), options, str(interaction.id))
         await self._run(interaction, request, started)
 
     async def _run(self, interaction: discord.Interaction, request: Request, started: float) -> None:

@@ -2,6 +2,11 @@
 
 RSVP buttons carry their whole meaning: action_id ``rsvp:<choice>`` and value ``<event slug>``, so a
 click works after a restart and on any replica.
+
+A slash command and a click each carry Slack's ``trigger_id``, made for one member action. It is in the
+body, so it is the same however the request comes (HTTP, or a Socket Mode envelope, whose ``envelope_id``
+names the envelope, not the action) and in a delivery of it again (a retry is marked ``X-Slack-Retry-Num``
+over HTTP, ``retry_attempt`` in Socket Mode): it is the id the engine acts on a request once by.
 """
 
 from __future__ import annotations
@@ -55,7 +60,14 @@ def command_request(command: dict[str, Any]) -> CommandLine:
         Actor(PLATFORM, command["user_id"], command.get("user_name", "")),
         ChannelRef(PLATFORM, channel_id) if channel_id else None,
         f"{command['command']} {unescape(command.get('text', ''))}".strip(),
+        trigger_id(command),
     )
+
+
+def trigger_id(fields: dict[str, Any]) -> str | None:
+    """The member action's trigger_id, the id a request is acted on once by; None when it has none."""
+    found = fields.get("trigger_id")
+    return found if isinstance(found, str) and found else None
 
 
 def action_actor(body: dict[str, Any]) -> Actor:
@@ -75,4 +87,5 @@ def rsvp_click(body: dict[str, Any], action: dict[str, Any]) -> CommandOptions |
         return None
     channel_id = action_channel_id(body)
     channel = ChannelRef(PLATFORM, channel_id) if channel_id else None
-    return CommandOptions(action_actor(body), channel, ("rsvp",), {"event": slug, "status": match.group(1)})
+    options = {"event": slug, "status": match.group(1)}
+    return CommandOptions(action_actor(body), channel, ("rsvp",), options, trigger_id(body))

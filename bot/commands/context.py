@@ -42,6 +42,7 @@ class Context:
     settings: Settings
     registry: Registry
     rsvps: RsvpDesk
+    interaction_id: str | None = None  # the platform's id of the member action this run answers
 
     @property
     def session(self) -> AsyncSession:

@@ -29,7 +29,8 @@ async def rsvp(ctx: Context, args: dict[str, Any]) -> Outcome:
     if guests > ctx.settings.bot.max_guests:
         raise UsageError(f"you can bring at most {plural(ctx.settings.bot.max_guests, 'guest')}")
     wanted = RsvpAnswer(args.get("status", RsvpAnswer.GOING)).status
-    settled = await ctx.rsvps.settle(RsvpAsk(args.get("event"), ctx.actor, ctx.organizer, wanted, guests))
+    ask = RsvpAsk(args.get("event"), ctx.actor, ctx.organizer, wanted, guests, ctx.interaction_id)
+    settled = await ctx.rsvps.settle(ask)
     event, result = settled.event, settled.outcome
     party = f" with {plural(result.guests, 'guest')}" if result.guests else ""
     if result.status is RsvpStatus.GOING:

@@ -451,6 +451,11 @@ def load_payload(name: str) -> dict[str, Any]:
     return payload
 
 
+def new_trigger_id() -> str:
+    """A trigger_id in Slack's shape, new for each member action as Slack makes one."""
+    return f"{int(time.time() * 1000)}.1700000000.{uuid.uuid4().hex}"
+
+
 def signed_headers(body: str, signing_secret: str, timestamp: int | None = None) -> dict[str, str]:
     """Slack's request-signing headers for `body`: HMAC-SHA256 of ``v0:<timestamp>:<body>``."""
     stamp = str(int(time.time()) if timestamp is None else timestamp)
