@@ -13,10 +13,10 @@ import contextlib
 import logging
 import os
 import sqlite3
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Callable, Iterator
 from contextlib import asynccontextmanager
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import sqlalchemy as sa
 from alembic import command
@@ -34,6 +34,7 @@ log = logging.getLogger(__name__)
 MIGRATIONS = Path(__file__).parent / "migrations"
 PG_READ_ONLY_TRANSACTION = "25006"  # SQLSTATE read_only_sql_transaction (a replica, or default_transaction_read_only)
 _READING = "emcee_reading"  # the execution option that marks a read-only session
+T = TypeVar("T")
 _ASYNC_DRIVERS = {"sqlite": "sqlite+aiosqlite", "postgresql": "postgresql+asyncpg", "postgres": "postgresql+asyncpg"}
 
 
@@ -101,6 +102,13 @@ class Database:
             async with self._turns, AsyncSession(self.engine, expire_on_commit=False) as session:
                 async with session.begin():
                     yield session
+
+    async def writing(self, work: Callable[[sa.Connection], T]) -> T:
+        """`work(connection)` in one writing transaction, on a sync connection (inside `run_sync`): committed when
+        it returns, rolled back when it raises. Cheaper than a session for a hot path that needs no ORM."""
+        with self._writes_refused():
+            async with self._turns, self.engine.connect() as connection:
+                return await connection.run_sync(_in_transaction, work)
 
     @asynccontextmanager
     async def reading(self) -> AsyncIterator[AsyncSession]:
@@ -238,3 +246,8 @@ def _current_revision(connection: sa.Connection) -> str | None:
 def _run_upgrade(connection: sa.Connection, config: AlembicConfig, revision: str) -> None:
     config.attributes["connection"] = connection
     command.upgrade(config, revision)
+
+
+def _in_transaction(connection: sa.Connection, work: Callable[[sa.Connection], T]) -> T:
+    with connection.begin():
+        return work(connection)

@@ -15,6 +15,7 @@ from dataclasses import dataclass, replace
 from typing import Any, get_args
 
 from pydantic import TypeAdapter
+from sqlalchemy.orm import Session
 from sqlmodel import col, select, update
 from sqlmodel.ext.asyncio.session import AsyncSession
 
@@ -132,6 +133,14 @@ class EffectLog:
     async def write(self, session: AsyncSession | None, effects: Sequence[Effect]) -> list[Pending]:
         """Add a row for each POSTING effect to `session`'s transaction; committed (or rolled back) with it.
         Without a session (a command that writes through a desk) there must be none."""
+        if not any(isinstance(effect, POSTING) for effect in effects):
+            return [Pending(None, effect) for effect in effects]
+        if session is None:
+            raise ValueError("effects that need the outbox, and no transaction to write them in")
+        return await session.run_sync(self.record, effects)
+
+    def record(self, session: Session, effects: Sequence[Effect]) -> list[Pending]:
+        """`write` on a sync session (inside `run_sync`)."""
         now = self.clock.now()
         rows = {
             index: PendingEffect(kind=type(effect).__name__, payload=_payload(effect), created_at=now)
@@ -139,10 +148,8 @@ class EffectLog:
             if isinstance(effect, POSTING)
         }
         if rows:
-            if session is None:
-                raise ValueError(f"{len(rows)} effects need the outbox, and there is no transaction to write them in")
             session.add_all(rows.values())
-            await session.flush()
+            session.flush()
         return [
             _pending(rows[index]) if index in rows else Pending(None, effect) for index, effect in enumerate(effects)
         ]

@@ -23,11 +23,12 @@ from datetime import datetime
 from itertools import chain
 
 import sqlalchemy as sa
+from sqlalchemy.orm import Session
 
 from bot.clock import Clock
 from bot.commands.args import UsageError
 from bot.db import Database
-from bot.effects import EffectLog, Pending
+from bot.effects import Effect, EffectLog, Pending
 from bot.formatting import plural
 from bot.interactions import AlreadyHandled, Key, forget, record
 from bot.invocation import Actor
@@ -112,11 +113,7 @@ class RsvpDesk:
 
     async def _settle(self, asks: Sequence[RsvpAsk]) -> list[Settled | Exception]:
         """One transaction: each ask's Settled, or the refusal (UsageError, AlreadyHandled) that refused it."""
-        async with self._db.session() as session:
-            connection = await session.connection()
-            decided = await connection.run_sync(self._decide_all, asks)
-            told = [[] if isinstance(item, Exception) else promoted(item[0].id, item[1].promoted) for item in decided]
-            written = await self._outbox.write(session, list(chain.from_iterable(told)))
+        decided, told, written = await self._db.writing(lambda connection: self._settle_in(connection, asks))
         results: list[Settled | Exception] = []
         for item, effects in zip(decided, told, strict=True):
             if isinstance(item, Exception):
@@ -125,6 +122,16 @@ class RsvpDesk:
                 results.append(Settled(item[0], item[1], written[: len(effects)]))
                 written = written[len(effects) :]
         return results
+
+    def _settle_in(
+        self, connection: sa.Connection, asks: Sequence[RsvpAsk]
+    ) -> tuple[list[_Decided], list[list[Effect]], list[Pending]]:
+        """The transaction's work: each ask decided, the promotions each one told, and their outbox rows."""
+        decided = self._decide_all(connection, asks)
+        told = [[] if isinstance(item, Exception) else promoted(item[0].id, item[1].promoted) for item in decided]
+        with Session(bind=connection) as session:  # joins the connection's transaction
+            written = self._outbox.record(session, list(chain.from_iterable(told)))
+        return decided, told, written
 
     def _decide_all(self, connection: sa.Connection, asks: Sequence[RsvpAsk]) -> list[_Decided]:
         """Record the asks' interactions, find the events, hold them, decide each ask in order on their seatings,
