@@ -56,7 +56,7 @@ class App:
         self._starting = set(self.adapters)
         if self.http is not None:
             await self.http.listen()  # `emcee run` has it listening already, while it loaded the bot
-        await self.db.prepare()
+        await self.db.prepare(migrate=self.settings.bot.migrate_on_start)
         self._prepared = True
         # What a stopped process committed but had not dispatched, read before any new command can commit;
         # the ledger keeps a replay from posting twice.
@@ -128,8 +128,8 @@ class App:
         await self.db.close()
 
     async def health(self) -> dict[str, str]:
-        """Each part's state; the database is not touched while it is being prepared."""
-        checks = {"database": await self._database_health() if self._prepared else "starting"}
+        """Each part's state; the database is not touched while it is being prepared (waiting, migrating)."""
+        checks = {"database": await self._database_health() if self._prepared else self.db.state}
         for platform, adapter in self.adapters.items():
             if platform in self._starting:
                 checks[platform] = "starting"

@@ -89,6 +89,9 @@ class BotSettings(_Section):
     # A process that stops mid-send (a crash) leaves claims on its posts; another takes them over this many
     # seconds after the last renewal. Shorter recovers sooner; a sending process renews 3 times per lease.
     delivery_lease_seconds: float = Field(15.0, ge=1.0, le=300.0)
+    # PostgreSQL: `emcee run` migrates a schema that is behind, one replica at a time (an advisory lock). When
+    # false, it waits for `emcee db upgrade` instead. SQLite is always migrated at start-up.
+    migrate_on_start: bool = False
 
 
 class ReminderSettings(_Section):

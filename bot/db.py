@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import enum
 import logging
 import os
 import sqlite3
@@ -23,8 +24,9 @@ from alembic import command
 from alembic.config import Config as AlembicConfig
 from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
+from alembic.util.exc import CommandError
 from sqlalchemy.engine import URL, make_url
-from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from bot.sqlite_inline import InlineConnection
@@ -33,6 +35,10 @@ log = logging.getLogger(__name__)
 
 MIGRATIONS = Path(__file__).parent / "migrations"
 PG_READ_ONLY_TRANSACTION = "25006"  # SQLSTATE read_only_sql_transaction (a replica, or default_transaction_read_only)
+# The advisory lock that migrations take on PostgreSQL, so that of several replicas one migrates at a time
+# (the key is "emcemigr" in ASCII: any fixed number no other part of the database's users takes).
+MIGRATION_LOCK = 0x656D63656D696772
+SCHEMA_POLL_SECONDS = 2.0  # how often a replica waiting for the schema looks again
 _READING = "emcee_reading"  # the execution option that marks a read-only session
 T = TypeVar("T")
 _ASYNC_DRIVERS = {"sqlite": "sqlite+aiosqlite", "postgresql": "postgresql+asyncpg", "postgres": "postgresql+asyncpg"}
@@ -92,6 +98,7 @@ class Database:
         self._reader = self.engine.execution_options(**{_READING: True})
         self._turns = asyncio.Lock() if self.is_sqlite else contextlib.nullcontext()
         self._read_only_reported = False
+        self.state = SchemaState.STARTING
         if self.is_sqlite:
             _sqlite_immediate(self.engine)
 
@@ -132,27 +139,71 @@ class Database:
             raise DatabaseReadOnly("the database is read-only") from None
 
     async def upgrade(self, revision: str = "head") -> None:
-        """Bring the schema to `revision` with Alembic."""
-        config = AlembicConfig()
-        config.set_main_option("script_location", str(MIGRATIONS))
+        """Bring the schema to `revision` with Alembic (on PostgreSQL, under the migration lock)."""
         with self.explained():
             async with self.engine.begin() as connection:
-                await connection.run_sync(_run_upgrade, config, revision)
+                await self._hold_migration_lock(connection)
+                await connection.run_sync(_run_upgrade, _alembic_config(), revision)
 
-    async def prepare(self) -> None:
-        """At startup: migrate a SQLite file in place; on PostgreSQL, where several processes may start
-        at once, only check that `emcee db upgrade` has been run."""
+    async def prepare(self, migrate: bool = False) -> None:
+        """At startup: migrate a SQLite file in place. On PostgreSQL, where several replicas may start at once,
+        migrate under the migration lock when `migrate` ([bot] migrate_on_start), else wait until the schema
+        is current (`emcee db upgrade`, or a replica that migrates). A schema ahead of this release is refused."""
         if self.is_sqlite:
             await self.upgrade()
-            return
+        elif migrate:
+            await self._migrate_once()
+        else:
+            await self._await_schema()
+        self.state = SchemaState.READY
+
+    async def _migrate_once(self) -> None:
+        """Migrate unless another replica did while this one waited for the lock."""
+        head = _scripts().get_current_head()
+        with self.explained():
+            async with self.engine.begin() as connection:
+                await self._hold_migration_lock(connection)
+                current = await connection.run_sync(_current_revision)
+                if current == head:
+                    return
+                _refuse_if_ahead(current, head)
+                self.state = SchemaState.MIGRATING
+                log.warning("migrating the database schema from %s to %s", current or "nothing", head)
+                await connection.run_sync(_run_upgrade, _alembic_config(), "head")
+
+    async def _await_schema(self) -> None:
+        """Re-check the schema every SCHEMA_POLL_SECONDS until someone has brought it to the head."""
+        head = _scripts().get_current_head()
+        while (current := await self._current()) != head:
+            _refuse_if_ahead(current, head)
+            if self.state is not SchemaState.WAITING:
+                self.state = SchemaState.WAITING
+                log.warning(
+                    "waiting for the database schema: at %s, need %s; run `emcee db upgrade` or set [bot] "
+                    "migrate_on_start",
+                    current or "nothing",
+                    head,
+                )
+            await asyncio.sleep(SCHEMA_POLL_SECONDS)
+        if self.state is SchemaState.WAITING:
+            log.info("the database schema is at %s now", head)
+
+    async def _current(self) -> str | None:
         with self.explained():
             async with self.engine.connect() as connection:
-                current = await connection.run_sync(_current_revision)
-        head = ScriptDirectory(str(MIGRATIONS)).get_current_head()
-        if current != head:
-            raise SchemaOutOfDate(
-                f"the database schema is at {current or 'nothing'}, not {head}: run `emcee db upgrade`"
-            )
+                return await connection.run_sync(_current_revision)
+
+    async def _hold_migration_lock(self, connection: AsyncConnection) -> None:
+        """On PostgreSQL, take the migration lock for the connection's transaction, waiting for a replica (or an
+        `emcee db upgrade`) that holds it. The lock goes with the transaction, or with the connection if the
+        process dies."""
+        if self.is_sqlite:  # BEGIN IMMEDIATE already makes migrations take turns
+            return
+        if await connection.scalar(sa.select(sa.func.pg_try_advisory_xact_lock(MIGRATION_LOCK))):
+            return
+        self.state = SchemaState.WAITING
+        log.info("waiting for another process to finish migrating the database")
+        await connection.execute(sa.select(sa.func.pg_advisory_xact_lock(MIGRATION_LOCK)))
 
     @contextlib.contextmanager
     def explained(self) -> Iterator[None]:
@@ -185,7 +236,16 @@ class Database:
 
 
 class SchemaOutOfDate(Exception):
-    """The database needs `emcee db upgrade` before the bot can run."""
+    """The database's schema does not fit this release; str() says what to do."""
+
+
+class SchemaState(enum.StrEnum):
+    """Where preparing the database stands, as /healthz shows it until the database is ready."""
+
+    STARTING = "starting"
+    WAITING = "waiting"  # for another replica's migration, or for `emcee db upgrade`
+    MIGRATING = "migrating"
+    READY = "ok"
 
 
 class DatabaseReadOnly(Exception):
@@ -237,6 +297,29 @@ def _postgres_problem(url: URL, exc: Exception) -> str:
 
 def _reason(exc: Exception) -> str:
     return str(exc.orig if isinstance(exc, sa.exc.DBAPIError) else exc).strip()
+
+
+def _scripts() -> ScriptDirectory:
+    return ScriptDirectory(str(MIGRATIONS))
+
+
+def _alembic_config() -> AlembicConfig:
+    config = AlembicConfig()
+    config.set_main_option("script_location", str(MIGRATIONS))
+    return config
+
+
+def _refuse_if_ahead(current: str | None, head: str | None) -> None:
+    """A revision this release does not know was written by a newer one: running on it could corrupt its data."""
+    if current is None:
+        return
+    try:
+        _scripts().get_revision(current)
+    except CommandError:
+        raise SchemaOutOfDate(
+            f"the database schema is at {current}, which this release does not know (its newest is {head}): a newer "
+            "release of Emcee migrated it; run that release or a newer one"
+        ) from None
 
 
 def _current_revision(connection: sa.Connection) -> str | None:
