@@ -65,9 +65,11 @@ async def healthz(url: str) -> tuple[int, dict[str, str]]:
 
 
 @asynccontextmanager
-async def replica(tmp_path: Path, fake: FakeDiscord, database_url: str) -> AsyncIterator[DiscordEmcee]:
-    """One Emcee with Discord at shard_count 2 and its /healthz, in this process."""
-    settings = discord_settings(tmp_path, fake, shard_count=2)
+async def replica(
+    tmp_path: Path, fake: FakeDiscord, database_url: str, shard_count: int | str = 2
+) -> AsyncIterator[DiscordEmcee]:
+    """One Emcee with Discord at `shard_count` and its /healthz, in this process."""
+    settings = discord_settings(tmp_path, fake, shard_count=shard_count)
     settings = settings.model_copy(
         update={
             "bot": settings.bot.model_copy(update={"database_url": database_url}),
@@ -82,13 +84,15 @@ async def replica(tmp_path: Path, fake: FakeDiscord, database_url: str) -> Async
         await app.stop()
 
 
-async def test_on_sqlite_the_one_process_runs_every_shard(tmp_path: Path) -> None:
-    async with FakeDiscord() as fake, replica(tmp_path, fake, f"sqlite:///{tmp_path / 'emcee.db'}") as emcee:
-        assert sorted(fake.shards_live()) == [(0, 2), (1, 2)]
-        assert await interaction(fake) == 1  # one client, both sessions: only the guild's shard got it
-        assert await interaction(fake, dm=True) == 1  # and a DM only shard 0
-        assert emcee.app.http is not None
-        status, checks = await healthz(emcee.app.http.url)
+async def test_on_sqlite_the_one_process_runs_every_shard_of_the_count_discord_recommends(tmp_path: Path) -> None:
+    async with FakeDiscord() as fake:
+        fake.recommended_shards = 2
+        async with replica(tmp_path, fake, f"sqlite:///{tmp_path / 'emcee.db'}", shard_count="auto") as emcee:
+            assert sorted(fake.shards_live()) == [(0, 2), (1, 2)]
+            assert await interaction(fake) == 1  # one client, both sessions: only the guild's shard got it
+            assert await interaction(fake, dm=True) == 1  # and a DM only shard 0
+            assert emcee.app.http is not None
+            status, checks = await healthz(emcee.app.http.url)
     assert (status, checks["discord"]) == (200, "ok: holds 0, 1 of 2; every shard held")
 
 
