@@ -23,6 +23,7 @@ from crash_harness import Emcee, Platforms, platforms
 from discord_harness import GRACE, SECRETS, DiscordEmcee, callback_path, command_data, discord_settings, quick
 from fakes.discord import GUILD_ID, FakeDiscord, interaction_payload
 
+from adapters.discord.client import IDENTIFY_INTERVAL
 from bot.app import build_app
 from bot.clock import FakeClock
 from bot.db import Database
@@ -88,6 +89,7 @@ async def replica(
 async def test_on_sqlite_the_one_process_runs_every_shard_of_the_count_discord_recommends(tmp_path: Path) -> None:
     async with FakeDiscord() as fake:
         fake.recommended_shards = 2
+        fake.max_concurrency = 2  # two identify buckets: the shards start without waiting for each other
         async with replica(tmp_path, fake, f"sqlite:///{tmp_path / 'emcee.db'}", shard_count="auto") as emcee:
             assert sorted(fake.shards_live()) == [(0, 2), (1, 2)]
             assert await interaction(fake) == 1  # one client, both sessions: only the guild's shard got it
@@ -97,12 +99,24 @@ async def test_on_sqlite_the_one_process_runs_every_shard_of_the_count_discord_r
     assert (status, checks["discord"]) == (200, "ok: holds 0, 1 of 2; every shard held")
 
 
+async def test_shards_in_different_identify_buckets_start_without_waiting_for_each_other(tmp_path: Path) -> None:
+    """With max_concurrency 2, shards 0 and 1 are in different buckets: no 5 s between their IDENTIFYs."""
+    async with FakeDiscord() as fake:
+        fake.max_concurrency = 2
+        started = time.monotonic()
+        async with replica(tmp_path, fake, f"sqlite:///{tmp_path / 'emcee.db'}", shard_count=2):
+            took = time.monotonic() - started
+            assert sorted(fake.shards_live()) == [(0, 2), (1, 2)]
+    assert took < IDENTIFY_INTERVAL
+
+
 async def test_replicas_on_postgresql_hold_disjoint_shards_and_a_guilds_interaction_reaches_one(
     tmp_path: Path,
 ) -> None:
     url = postgres_url()
     await fresh_postgres(url)
     async with FakeDiscord() as fake, AsyncExitStack() as stack:
+        fake.max_concurrency = 2
         first = await stack.enter_async_context(replica(tmp_path / "a", fake, url))
         second = await stack.enter_async_context(replica(tmp_path / "b", fake, url))
         shards = [app.shards.held for app in (first.app, second.app) if app.shards is not None]
@@ -163,6 +177,7 @@ async def test_a_killed_replicas_shards_are_run_by_the_other_within_10_seconds(t
     url = postgres_url()
     await fresh_postgres(url)
     async with platforms(tmp_path) as base, AsyncExitStack() as stack:
+        base.discord.max_concurrency = 2
         sharded = ShardedPlatforms(base.slack, base.discord, base.discord_channels, base.database, url)
         first = await Emcee.start(sharded)
         stack.push_async_callback(first.close)

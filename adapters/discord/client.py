@@ -55,6 +55,7 @@ discord.VoiceClient.warn_nacl = discord.VoiceClient.warn_dave = False
 PLATFORM = "discord"
 GUILD_READY_TIMEOUT = 2.0  # discord.py's on_ready delay after the last GUILD_CREATE: ready if a guild never comes
 READY_TIMEOUT = 60.0  # how long start() waits to be ready before carrying on (healthz says disconnected)
+IDENTIFY_INTERVAL = 5.0  # seconds between two sessions' IDENTIFY in one rate-limit bucket (Discord's gateway docs)
 MAX_PAGES = 10  # messages per post: every id must fit the ledger's 255-character message_ref
 AUTOCOMPLETE_LIMIT = 25
 NONCE_LENGTH = 25
@@ -102,6 +103,7 @@ class DiscordAdapter:
         self._ready = asyncio.Event()  # set once connected: the first READY and its guilds are in
         self._awaited: set[int] = set()  # guilds READY listed whose GUILD_CREATE has not come yet
         self._shards = shards  # None: one unsharded session, as every process with shard_count 1 runs
+        self._max_concurrency = 1  # sessions that may IDENTIFY at once (GET /gateway/bot), when sharded
         self._switching = asyncio.Lock()  # one change of client at a time (a new claim set, or stopping)
 
     # --- lifecycle -----------------------------------------------------------------------------
@@ -136,7 +138,7 @@ class DiscordAdapter:
             if self._shards is None:
                 await self._connect(client)
             else:
-                await self._shards.start(await self._shard_count(client), self._run_shards)
+                await self._shards.start(await self._gateway(client), self._run_shards)
                 self._connected = self._connected or not self._shards.held  # none held: this client, REST only
         except BaseException:
             await self.stop()
@@ -146,7 +148,7 @@ class DiscordAdapter:
     def _new_client(self, shard_ids: frozenset[int] | None = None) -> discord.Client:
         """A client with the adapter's handlers and command tree: sharded when given the shards to run."""
         count = self._shards.count if self._shards is not None and shard_ids is not None else None
-        client = new_client(self.guild_ready_timeout, shard_ids, count)
+        client = new_client(self.guild_ready_timeout, shard_ids, count, self._max_concurrency)
         # Sharded, ready is discord.py's on_ready, once every shard is: on_connect comes with each shard's READY.
         early = (self.on_connect, self.on_guild_available, self.on_guild_join) if shard_ids is None else ()
         for handler in (*early, self.on_ready, self.on_resumed, self.on_disconnect):
@@ -185,12 +187,15 @@ class DiscordAdapter:
                 "Discord is not ready after %.0fs; carrying on while discord.py keeps trying", self.ready_timeout
             )
 
-    async def _shard_count(self, client: discord.Client) -> int:
+    async def _gateway(self, client: discord.Client) -> int:
+        """The shard count (the configured one, or Discord's recommendation for "auto"), and how many sessions may
+        IDENTIFY at once, from GET /gateway/bot."""
+        recommended, _, limits = await client.http.get_bot_gateway()
+        self._max_concurrency = int(limits.get("max_concurrency", 1))
         if self.settings.shard_count != "auto":
             return self.settings.shard_count
-        count, _, _ = await client.http.get_bot_gateway()
-        log.info("Discord recommends %d shards", count)
-        return count
+        log.info("Discord recommends %d shards", recommended)
+        return int(recommended)
 
     async def _run_shards(self, held: frozenset[int]) -> None:
         """Run the shards held: a new client for the new set, logged in before the old one closes (sends never
@@ -409,10 +414,13 @@ class DiscordAdapter:
 
 
 def new_client(
-    guild_ready_timeout: float, shard_ids: frozenset[int] | None = None, shard_count: int | None = None
+    guild_ready_timeout: float,
+    shard_ids: frozenset[int] | None = None,
+    shard_count: int | None = None,
+    max_concurrency: int = 1,
 ) -> discord.Client:
     """The discord.py client as Emcee runs it: guild state only, no message cache, no pings; with `shard_ids`,
-    an AutoShardedClient that runs those shards of `shard_count`."""
+    a ShardedClient that runs those shards of `shard_count`."""
     options: dict[str, Any] = {
         "intents": INTENTS,
         "guild_ready_timeout": guild_ready_timeout,
@@ -422,7 +430,27 @@ def new_client(
     }
     if shard_ids is None:
         return discord.Client(**options)
-    return discord.AutoShardedClient(shard_ids=sorted(shard_ids), shard_count=shard_count, **options)
+    return ShardedClient(
+        max_concurrency=max_concurrency, shard_ids=sorted(shard_ids), shard_count=shard_count, **options
+    )
+
+
+class ShardedClient(discord.AutoShardedClient):
+    """discord.py's AutoShardedClient, identifying its sessions as fast as Discord allows: `max_concurrency`
+    sessions every 5 s, one from each bucket (shard id modulo max_concurrency; Discord's gateway docs,
+    "Sharding", "Max Concurrency"). discord.py's own hook waits 5 s before every IDENTIFY after the first."""
+
+    def __init__(self, *, max_concurrency: int, **options: Any) -> None:
+        super().__init__(**options)
+        self._max_concurrency = max(1, max_concurrency)
+        self._identified: dict[int, float] = {}  # bucket: when a session of it last sent IDENTIFY
+
+    async def before_identify_hook(self, shard_id: int | None, *, initial: bool = False) -> None:
+        bucket = (shard_id or 0) % self._max_concurrency
+        loop = asyncio.get_running_loop()
+        if (last := self._identified.get(bucket)) is not None:
+            await asyncio.sleep(max(0.0, last + IDENTIFY_INTERVAL - loop.time()))
+        self._identified[bucket] = loop.time()
 
 
 async def _close(client: discord.Client | None, runner: asyncio.Task[None] | None) -> None:

@@ -363,6 +363,7 @@ class FakeDiscord:
         self.channel_id = CHANNEL_ID
         self.interaction_deadline = 3.0  # seconds to the initial response, as Discord enforces
         self.recommended_shards = 1  # GET /gateway/bot's "shards"
+        self.max_concurrency = 1  # its session_start_limit's: sessions that may IDENTIFY in one 5 s window
         self.nonce_window = 180.0  # seconds an enforce_nonce is remembered ("the past few minutes")
         self.calls: list[Call] = []
         self.gateway_frames: list[Json] = []
@@ -796,7 +797,11 @@ class FakeDiscord:
 
     async def _get_gateway_bot(self, request: web.Request) -> web.Response:
         return json_response(
-            {"url": self.gateway_url, "shards": self.recommended_shards, "session_start_limit": _SESSION_START_LIMIT}
+            {
+                "url": self.gateway_url,
+                "shards": self.recommended_shards,
+                "session_start_limit": _SESSION_START_LIMIT | {"max_concurrency": self.max_concurrency},
+            }
         )
 
     async def _put_commands(self, request: web.Request) -> web.Response:
