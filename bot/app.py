@@ -24,6 +24,7 @@ from bot.invocation import ChannelRef
 from bot.metrics import Metrics
 from bot.ports import Adapter, PlatformUnreachable
 from bot.publisher import Publisher
+from bot.shards import ShardClaims, shard_claims
 from schedules.planner import Rules
 from schedules.runner import Runner
 
@@ -44,6 +45,7 @@ class App:
     metrics: Metrics
     http: HttpServer | None = None
     runner: Runner | None = None  # timed posts: reminders, "up next", speaker intros
+    shards: ShardClaims | None = None  # Discord's shards this replica runs, when sharded
     _started: list[Adapter] = field(default_factory=list)
     _prepared: bool = False  # the database is ready (migrated, or checked on PostgreSQL)
     _starting: set[str] = field(default_factory=set)  # platforms whose first start has not ended
@@ -135,6 +137,8 @@ class App:
                 checks[platform] = "starting"
             else:
                 checks[platform] = "ok" if adapter.connected else "disconnected"
+        if self.shards is not None and checks.get("discord", "starting") != "starting":
+            checks["discord"] += f": {await self.shards.describe()}"  # "ok: holds 1 of 2; every shard held"
         return checks
 
     async def _database_health(self) -> str:
@@ -160,8 +164,19 @@ def announce_channels(settings: Settings, adapters: dict[str, Adapter]) -> dict[
     return {platform: refs for platform, refs in channels.items() if platform in adapters}
 
 
+def discord_shards(settings: Settings) -> ShardClaims | None:
+    """The claims on Discord's shards when it runs sharded ([discord] shard_count other than 1)."""
+    if not settings.discord.enabled or settings.discord.shard_count == 1:
+        return None
+    return shard_claims(settings.bot.database_url)
+
+
 def build_adapters(
-    settings: Settings, secrets: Secrets, console_out: TextIO | None = None, http: HttpServer | None = None
+    settings: Settings,
+    secrets: Secrets,
+    console_out: TextIO | None = None,
+    http: HttpServer | None = None,
+    shards: ShardClaims | None = None,
 ) -> dict[str, Adapter]:
     adapters: dict[str, Adapter] = {}
     if settings.console.enabled:
@@ -175,7 +190,7 @@ def build_adapters(
     if settings.discord.enabled:
         from adapters.discord import DiscordAdapter
 
-        adapters["discord"] = DiscordAdapter(settings.discord, secrets)
+        adapters["discord"] = DiscordAdapter(settings.discord, secrets, shards=shards)
     return adapters
 
 
@@ -198,14 +213,15 @@ def build_app(
     # The server exists before the adapters so that Slack's HTTP mode can add its route.
     if http is None and (settings.http.enabled if with_http is None else with_http):
         http = HttpServer(settings.http)
-    adapters = build_adapters(settings, secrets, console_out, http) if adapters is None else adapters
+    shards = discord_shards(settings) if adapters is None else None
+    adapters = build_adapters(settings, secrets, console_out, http, shards) if adapters is None else adapters
     channels = announce_channels(settings, adapters)
     lease = timedelta(seconds=settings.bot.delivery_lease_seconds)
     publisher = Publisher(db, clock, adapters, channels, base_url=settings.http.link_base, lease=lease)
     bus.subscribe(publisher)
     runner = Runner(db, clock, publisher.outbox, publisher.targets(), Rules.from_settings(settings), metrics)
     bus.subscribe(runner)
-    app = App(settings, db, engine, bus, publisher, adapters, metrics, http, runner)
+    app = App(settings, db, engine, bus, publisher, adapters, metrics, http, runner, shards)
     if http is not None:
         http.report(app.health, app.metrics_page)
         CalendarFeeds(db, clock, settings.bot.name).register(http.app)

@@ -46,6 +46,7 @@ def _duration(value: Any) -> timedelta:
 
 _HOST_LABEL = re.compile(r"(?!-)[A-Za-z0-9-]{1,63}(?<!-)")
 MAX_GRACE_MINUTES = 24 * 60
+MAX_SHARDS = 1000  # Discord's recommendation is one shard per 1,000 guilds
 
 
 def _check_host(host: str) -> str:
@@ -174,6 +175,16 @@ class DiscordSettings(_Section):
     announce_channels: list[int] = Field(default_factory=list)
     api_base_url: str = "https://discord.com/api/v10"
     gateway_url: str = "wss://gateway.discord.gg"
+    # 1: one unsharded session per process. More (or "auto": Discord's count from GET /gateway/bot): the shards are
+    # shared among the processes on one PostgreSQL database, each shard run by one of them (bot/shards.py).
+    shard_count: int | Literal["auto"] = 1
+
+    @field_validator("shard_count", mode="before")
+    @classmethod
+    def _shard_count(cls, value: Any) -> int | str:
+        if value == "auto" or (type(value) is int and 1 <= value <= MAX_SHARDS):
+            return value  # type: ignore[no-any-return]
+        raise ValueError(f'must be a whole number from 1 to {MAX_SHARDS}, or "auto" (the count Discord recommends)')
 
 
 class ConsoleSettings(_Section):

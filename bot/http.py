@@ -58,7 +58,7 @@ class HttpServer:
 
     async def _healthz(self, request: web.BaseRequest) -> web.Response:
         checks = await self._health()
-        problems = [f"{name}: {state}" for name, state in checks.items() if state != "ok"]
+        problems = [f"{name}: {state}" for name, state in checks.items() if not _healthy(state)]
         body: dict[str, object] = {"status": "unhealthy" if problems else "ok", "checks": checks}
         if problems:
             body["reason"] = "; ".join(problems)
@@ -138,6 +138,11 @@ class _ServerLog(logging.LoggerAdapter[logging.Logger]):
             self.info("%s: %s %s", str(msg) % args, exc_info.code, reason)
         else:
             super().exception(msg, *args, exc_info=exc_info, **kwargs)
+
+
+def _healthy(state: str) -> bool:
+    """A check is healthy when it says "ok", alone or followed by what it holds ("ok: holds shards 0, 1 of 2")."""
+    return state == "ok" or state.startswith("ok: ")
 
 
 def _metrics_handler(page: MetricsPage) -> Callable[[web.Request], Awaitable[web.Response]]:

@@ -42,6 +42,7 @@ from bot.formatting import shorten
 from bot.invocation import Actor, ChannelRef, CommandOptions, MessageRef, Request
 from bot.messages import INTERNAL_ERROR, Attachment, EventCard, Message, Reply
 from bot.ports import PlatformUnreachable, SendError
+from bot.shards import ShardClaims
 
 if TYPE_CHECKING:
     from bot.engine import Engine
@@ -83,6 +84,7 @@ class DiscordAdapter:
         *,
         guild_ready_timeout: float = GUILD_READY_TIMEOUT,
         ready_timeout: float = READY_TIMEOUT,
+        shards: ShardClaims | None = None,
     ) -> None:
         if not secrets.discord_token:
             raise ConfigError("the Discord adapter needs DISCORD_TOKEN")
@@ -99,6 +101,8 @@ class DiscordAdapter:
         self._connected = False
         self._ready = asyncio.Event()  # set once connected: the first READY and its guilds are in
         self._awaited: set[int] = set()  # guilds READY listed whose GUILD_CREATE has not come yet
+        self._shards = shards  # None: one unsharded session, as every process with shard_count 1 runs
+        self._switching = asyncio.Lock()  # one change of client at a time (a new claim set, or stopping)
 
     # --- lifecycle -----------------------------------------------------------------------------
 
@@ -119,28 +123,54 @@ class DiscordAdapter:
         return self._engine
 
     async def start(self, engine: Engine) -> None:
-        """Log in, sync the slash commands to the configured guilds, connect, and wait until ready."""
+        """Log in, sync the slash commands to the configured guilds, connect, and wait until ready; sharded, claim
+        shards and run a session for each shard held (none held: REST only)."""
         self._engine = engine
         self._ready.clear()
         self._endpoints.enter_context(endpoints(self.settings))  # before login: discord.py reads them then
-        client = new_client(self.guild_ready_timeout)
-        handlers = (self.on_connect, self.on_guild_available, self.on_guild_join, self.on_ready, self.on_resumed)
-        for handler in (*handlers, self.on_disconnect):
+        client = self._new_client()
+        try:
+            await self._login(client)
+            self._client = client
+            await self._sync()
+            if self._shards is None:
+                await self._connect(client)
+            else:
+                await self._shards.start(await self._shard_count(client), self._run_shards)
+                self._connected = self._connected or not self._shards.held  # none held: this client, REST only
+        except BaseException:
+            await self.stop()
+            raise
+        log.info("Discord adapter started as %s", client.user)
+
+    def _new_client(self, shard_ids: frozenset[int] | None = None) -> discord.Client:
+        """A client with the adapter's handlers and command tree: sharded when given the shards to run."""
+        count = self._shards.count if self._shards is not None and shard_ids is not None else None
+        client = new_client(self.guild_ready_timeout, shard_ids, count)
+        # Sharded, ready is discord.py's on_ready, once every shard is: on_connect comes with each shard's READY.
+        early = (self.on_connect, self.on_guild_available, self.on_guild_join) if shard_ids is None else ()
+        for handler in (*early, self.on_ready, self.on_resumed, self.on_disconnect):
             client.event(handler)
         client.add_dynamic_items(self.button_type)
-        self.tree = build_tree(client, engine.registry, self._on_command, self._complete_event, self.settings.guild_ids)
+        self.tree = build_tree(
+            client, self.engine.registry, self._on_command, self._complete_event, self.settings.guild_ids
+        )
         self.tree.error(self._on_tree_error)
-        self._client = client
+        return client
+
+    async def _login(self, client: discord.Client) -> None:
         try:
             await client.login(self._token)
         except discord.LoginFailure:
-            await self.stop()
+            await client.close()
             raise RuntimeError("Discord rejected DISCORD_TOKEN (reset it on the Developer Portal's Bot page)") from None
         except (aiohttp.ClientError, OSError, TimeoutError) as exc:
-            await self.stop()
+            await client.close()
             reason = str(exc) or type(exc).__name__
             raise PlatformUnreachable(f"cannot reach Discord at {self.settings.api_base_url}: {reason}") from None
-        await self._sync()
+
+    async def _connect(self, client: discord.Client) -> None:
+        """Open the gateway session(s) and wait until ready, or READY_TIMEOUT."""
         self._runner = asyncio.create_task(client.connect(reconnect=True))
         ready = asyncio.create_task(self._ready.wait())
         await asyncio.wait({ready, self._runner}, timeout=self.ready_timeout, return_when=asyncio.FIRST_COMPLETED)
@@ -148,27 +178,55 @@ class DiscordAdapter:
             error = self._runner.exception()
             if isinstance(error, AttributeError) and error.__context__ is not None:
                 error = error.__context__  # discord.py trips over its own retry when the first connect fails
-            await self.stop()
             raise PlatformUnreachable(f"cannot reach the Discord gateway at {self.settings.gateway_url}: {error}")
         if not ready.done():
             ready.cancel()
             log.warning(
                 "Discord is not ready after %.0fs; carrying on while discord.py keeps trying", self.ready_timeout
             )
-        log.info("Discord adapter started as %s", client.user)
+
+    async def _shard_count(self, client: discord.Client) -> int:
+        if self.settings.shard_count != "auto":
+            return self.settings.shard_count
+        count, _, _ = await client.http.get_bot_gateway()
+        log.info("Discord recommends %d shards", count)
+        return count
+
+    async def _run_shards(self, held: frozenset[int]) -> None:
+        """Run the shards held: a new client for the new set, logged in before the old one closes (sends never
+        find no client), connected after it closed (no shard has two sessions here). discord.py's
+        AutoShardedClient reads `shard_ids` once, when it connects, and has no public way to add a shard."""
+        async with self._switching:
+            if self._engine is None:  # stopped meanwhile
+                return
+            try:
+                client = self._new_client(held)
+                await self._login(client)
+                old, runner = self._client, self._runner
+                self._client, self._runner, self._connected = client, None, False
+                self._ready.clear()
+                await _close(old, runner)
+                if held:
+                    await self._connect(client)
+                else:
+                    self._connected = True  # REST only: sends, edits and DMs need no gateway session
+            except BaseException:
+                await self._close_client()  # no session left running on shards that may be released now
+                raise
 
     async def stop(self) -> None:
-        self._connected = False
-        if self._client is not None:
-            _cancel_ready_timer(self._client)
-            await self._client.close()
-        if self._runner is not None:
-            with contextlib.suppress(Exception, asyncio.CancelledError):
-                await self._runner
-            self._runner = None
+        """Close the sessions before the shards are released, so that no other replica runs one meanwhile."""
+        async with self._switching:
+            await self._close_client()
+            self._engine = None
+        if self._shards is not None:
+            await self._shards.stop()
         self._endpoints.close()
-        self._client = None
-        self._engine = None
+
+    async def _close_client(self) -> None:
+        self._connected = False
+        await _close(self._client, self._runner)
+        self._client, self._runner = None, None
 
     async def _sync(self) -> None:
         """Overwrite the commands of each configured guild (or the global ones) with the generated tree."""
@@ -350,15 +408,32 @@ class DiscordAdapter:
             raise DiscordSendError(channel_id, f"{exc.status} {exc.text}") from None
 
 
-def new_client(guild_ready_timeout: float) -> discord.Client:
-    """The discord.py client as Emcee runs it: guild state only, no message cache, no pings."""
-    return discord.Client(
-        intents=INTENTS,
-        guild_ready_timeout=guild_ready_timeout,
-        max_messages=None,
-        chunk_guilds_at_startup=False,
-        allowed_mentions=discord.AllowedMentions.none(),  # organizer text never pings anyone
-    )
+def new_client(
+    guild_ready_timeout: float, shard_ids: frozenset[int] | None = None, shard_count: int | None = None
+) -> discord.Client:
+    """The discord.py client as Emcee runs it: guild state only, no message cache, no pings; with `shard_ids`,
+    an AutoShardedClient that runs those shards of `shard_count`."""
+    options: dict[str, Any] = {
+        "intents": INTENTS,
+        "guild_ready_timeout": guild_ready_timeout,
+        "max_messages": None,
+        "chunk_guilds_at_startup": False,
+        "allowed_mentions": discord.AllowedMentions.none(),  # organizer text never pings anyone
+    }
+    if shard_ids is None:
+        return discord.Client(**options)
+    return discord.AutoShardedClient(shard_ids=sorted(shard_ids), shard_count=shard_count, **options)
+
+
+async def _close(client: discord.Client | None, runner: asyncio.Task[None] | None) -> None:
+    """Close a client and end the task that ran its sessions."""
+    if client is not None:
+        _cancel_ready_timer(client)
+        await client.close()
+    if runner is not None:
+        runner.cancel()  # a shard still launching retries even after the close
+        with contextlib.suppress(Exception, asyncio.CancelledError):
+            await runner
 
 
 def _cancel_ready_timer(client: discord.Client) -> None:

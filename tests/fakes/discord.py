@@ -7,7 +7,13 @@ Pointing discord.py at it (``patch_discord_py(fake)`` does both and restores the
 - Gateway: ``discord.gateway.DiscordWebSocket.DEFAULT_GATEWAY = yarl.URL(fake.gateway_url)``.
   ``Client.connect`` never asks ``GET /gateway/bot``; it dials ``DEFAULT_GATEWAY`` and, after READY,
   ``resume_gateway_url``. ``AutoShardedClient`` takes its URL from ``GET /gateway/bot`` instead,
-  which the fake answers with ``gateway_url``.
+  which the fake answers with ``gateway_url`` (and ``recommended_shards``) when no ``shard_count`` is given.
+
+Sessions are routed as Discord's gateway docs say under "Sharding"
+(https://discord.com/developers/docs/events/gateway#sharding): a session that sends ``shard: [shard_id,
+num_shards]`` in IDENTIFY gets the events of the guilds with ``(guild_id >> 22) % num_shards == shard_id`` only
+(READY lists only those guilds), and events without a ``guild_id`` (DMs) go to shard 0 alone; every session
+without ``shard`` gets every event, as every session of a token does unsharded.
 
 Give the client a small ``guild_ready_timeout`` (e.g. 0.05): discord.py fires ``on_ready`` only after
 that long (2 s by default) without a further GUILD_CREATE. ``FakeDiscord.run_client`` starts a client,
@@ -329,6 +335,15 @@ class _Session:
     session_id: str | None = None
     seq: int = 0
     live: bool = False  # READY or RESUMED was sent and no RECONNECT since
+    shard: tuple[int, int] | None = None  # [shard_id, num_shards] from IDENTIFY; None: unsharded
+
+    def receives(self, data: Json) -> bool:
+        """Whether a dispatch about ``data`` goes to this session: a guild's to its shard, the rest to shard 0."""
+        if self.shard is None:
+            return True
+        guild_id = data.get("guild_id")
+        shard_id, count = self.shard
+        return shard_id == (int(guild_id) >> 22) % count if guild_id is not None else shard_id == 0
 
 
 class FakeDiscord:
@@ -347,6 +362,7 @@ class FakeDiscord:
         self.guild_id = GUILD_ID
         self.channel_id = CHANNEL_ID
         self.interaction_deadline = 3.0  # seconds to the initial response, as Discord enforces
+        self.recommended_shards = 1  # GET /gateway/bot's "shards"
         self.nonce_window = 180.0  # seconds an enforce_nonce is remembered ("the past few minutes")
         self.calls: list[Call] = []
         self.gateway_frames: list[Json] = []
@@ -365,7 +381,7 @@ class FakeDiscord:
         self._rate_limits: list[_RateLimit] = []
         self._channel_faults: dict[int, DiscordApiError] = {}
         self._sessions: list[_Session] = []
-        self._resumable: dict[str, int] = {}
+        self._resumable: dict[str, tuple[int, tuple[int, int] | None]] = {}
         self._changed = asyncio.Condition()
         self.identified = asyncio.Event()  # a client sent IDENTIFY
         self.ready_at: float | None = None  # time.monotonic() when READY was last sent
@@ -534,11 +550,17 @@ class FakeDiscord:
     def release_ready(self) -> None:
         self._ready_gate.set()
 
+    def shards_live(self) -> list[tuple[int, int]]:
+        """The [shard_id, num_shards] of each live sharded session."""
+        return [session.shard for session in self._sessions if session.live and session.shard is not None]
+
     async def dispatch(self, event: str, data: Json) -> None:
-        """Send a dispatch (op 0) to every connected client; an INTERACTION_CREATE becomes answerable."""
-        sessions = [session for session in self._sessions if session.live]
+        """Send a dispatch (op 0) to every connected session that Discord would send it to (see ``_Session.receives``:
+        every unsharded session of the token, and of sharded ones the guild's shard); an INTERACTION_CREATE becomes
+        answerable."""
+        sessions = [session for session in self._sessions if session.live and session.receives(data)]
         if not sessions:
-            raise RuntimeError("no client is connected to the fake gateway")
+            raise RuntimeError("no client connected to the fake gateway receives this event")
         if event == "INTERACTION_CREATE":
             interaction = FakeInteraction(copy.deepcopy(data), asyncio.get_running_loop().time())
             self.interactions[interaction.id] = interaction
@@ -567,7 +589,7 @@ class FakeDiscord:
         finally:
             self._sessions.remove(session)
             if session.session_id is not None:
-                self._resumable[session.session_id] = session.seq
+                self._resumable[session.session_id] = (session.seq, session.shard)
         return ws
 
     async def _on_frame(self, session: _Session, frame: Json) -> None:
@@ -594,6 +616,7 @@ class FakeDiscord:
         guilds = [self.guild_create_payload()]
         if shard is not None:
             ready["shard"] = shard
+            session.shard = (int(shard[0]), int(shard[1]))
             guilds = [g for g in guilds if (int(g["id"]) >> 22) % shard[1] == shard[0]]
         ready["guilds"] = [{"id": g["id"], "unavailable": True} for g in guilds]
         self.ready_at = time.monotonic()
@@ -607,7 +630,8 @@ class FakeDiscord:
         if data.get("token") != self.token or session_id not in self._resumable:
             await self._send(session, {"op": 9, "d": False})
             return
-        session.session_id, session.seq = session_id, self._resumable.pop(session_id)
+        session.session_id = session_id
+        session.seq, session.shard = self._resumable.pop(session_id)
         await self._send(session, {"op": 0, "t": "RESUMED", "d": {}})
         session.live = True
 
@@ -771,7 +795,9 @@ class FakeDiscord:
         return json_response({"url": self.gateway_url})
 
     async def _get_gateway_bot(self, request: web.Request) -> web.Response:
-        return json_response({"url": self.gateway_url, "shards": 1, "session_start_limit": _SESSION_START_LIMIT})
+        return json_response(
+            {"url": self.gateway_url, "shards": self.recommended_shards, "session_start_limit": _SESSION_START_LIMIT}
+        )
 
     async def _put_commands(self, request: web.Request) -> web.Response:
         if int(request.match_info["application_id"]) != APPLICATION_ID:

@@ -1,0 +1,193 @@
+"""Discord shards shared among replicas through PostgreSQL advisory locks (bot/shards.py).
+
+The fake gateway routes as Discord does: a guild's events go only to the session of its shard, so with the shards
+held by one replica each, a guild's interaction reaches one replica. On SQLite the one process holds every shard.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import time
+from collections.abc import AsyncIterator, Callable
+from contextlib import AsyncExitStack, asynccontextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import aiohttp
+import pytest
+from conftest import NOW, POSTGRES_ENV, reset
+from crash_harness import Emcee, Platforms, platforms
+from discord_harness import GRACE, SECRETS, DiscordEmcee, callback_path, command_data, discord_settings, quick
+from fakes.discord import GUILD_ID, FakeDiscord, interaction_payload
+
+from bot.app import build_app
+from bot.clock import FakeClock
+from bot.db import Database
+from bot.shards import AdvisoryLocks
+
+GUILD_SHARD = (GUILD_ID >> 22) % 2  # the shard of the fake's guild, of 2
+TAKE_OVER_LIMIT = 10.0  # seconds from a replica's SIGKILL until its shards run elsewhere
+
+
+def postgres_url() -> str:
+    url = os.environ.get(POSTGRES_ENV, "")
+    if not url:
+        pytest.skip(f"set {POSTGRES_ENV} to share shards among replicas on PostgreSQL")
+    return url
+
+
+async def fresh_postgres(url: str) -> None:
+    database = Database(url)
+    await database.upgrade()
+    await reset(database)
+    await database.close()
+
+
+async def interaction(fake: FakeDiscord, path: str = "events", dm: bool = False) -> int:
+    """A guild's slash command on the gateway (or a DM's); the number of initial responses it got (2+ means it was
+    handled twice)."""
+    payload = interaction_payload("command_rsvp", data=command_data(path), member=GRACE.member())
+    if dm:
+        payload["user"] = payload.pop("member")["user"]
+        for key in ("guild_id", "guild", "guild_locale"):
+            payload.pop(key, None)
+    await fake.dispatch("INTERACTION_CREATE", payload)
+    await fake.wait_for_call("POST", callback_path(payload), timeout=3)
+    await asyncio.sleep(0.3)  # time for a second replica's answer, had it received the event too
+    return len(fake.calls_to("POST", callback_path(payload)))
+
+
+async def healthz(url: str) -> tuple[int, dict[str, str]]:
+    async with aiohttp.ClientSession() as client, client.get(f"{url}/healthz") as response:
+        return response.status, (await response.json())["checks"]
+
+
+@asynccontextmanager
+async def replica(tmp_path: Path, fake: FakeDiscord, database_url: str) -> AsyncIterator[DiscordEmcee]:
+    """One Emcee with Discord at shard_count 2 and its /healthz, in this process."""
+    settings = discord_settings(tmp_path, fake, shard_count=2)
+    settings = settings.model_copy(
+        update={
+            "bot": settings.bot.model_copy(update={"database_url": database_url}),
+            "http": settings.http.model_copy(update={"enabled": True, "port": 0}),
+        }
+    )
+    app = quick(build_app(settings, SECRETS, FakeClock(NOW)))
+    await app.start()
+    try:
+        yield DiscordEmcee(app, fake)
+    finally:
+        await app.stop()
+
+
+async def test_on_sqlite_the_one_process_runs_every_shard(tmp_path: Path) -> None:
+    async with FakeDiscord() as fake, replica(tmp_path, fake, f"sqlite:///{tmp_path / 'emcee.db'}") as emcee:
+        assert sorted(fake.shards_live()) == [(0, 2), (1, 2)]
+        assert await interaction(fake) == 1  # one client, both sessions: only the guild's shard got it
+        assert await interaction(fake, dm=True) == 1  # and a DM only shard 0
+        assert emcee.app.http is not None
+        status, checks = await healthz(emcee.app.http.url)
+    assert (status, checks["discord"]) == (200, "ok: holds 0, 1 of 2; every shard held")
+
+
+async def test_replicas_on_postgresql_hold_disjoint_shards_and_a_guilds_interaction_reaches_one(
+    tmp_path: Path,
+) -> None:
+    url = postgres_url()
+    await fresh_postgres(url)
+    async with FakeDiscord() as fake, AsyncExitStack() as stack:
+        first = await stack.enter_async_context(replica(tmp_path / "a", fake, url))
+        second = await stack.enter_async_context(replica(tmp_path / "b", fake, url))
+        shards = [app.shards.held for app in (first.app, second.app) if app.shards is not None]
+        assert shards == [frozenset({0, 1}), frozenset()]  # the first claimed every free shard
+        assert sorted(fake.shards_live()) == [(0, 2), (1, 2)]  # one session per shard, the second replica runs none
+        assert await interaction(fake) == 1
+        assert second.app.http is not None
+        status, checks = await healthz(second.app.http.url)
+        assert (status, checks["discord"]) == (200, "ok: holds no shard of 2; every shard held")
+
+
+async def test_advisory_locks_are_released_on_stop_and_taken_by_the_other_replica() -> None:
+    url = postgres_url()
+    held: list[tuple[str, frozenset[int]]] = []
+
+    def recorder(name: str) -> Any:
+        async def changed(shards: frozenset[int]) -> None:
+            held.append((name, shards))
+
+        return changed
+
+    first, second = AdvisoryLocks(Database(url).url, retry=0.2), AdvisoryLocks(Database(url).url, retry=0.2)
+    await first.start(3, recorder("first"))
+    await second.start(3, recorder("second"))
+    try:
+        assert held == [("first", frozenset({0, 1, 2}))]  # the second holds none: nothing changed for it
+        await first.stop()
+        async with asyncio.timeout(2):
+            while second.held != {0, 1, 2}:
+                await asyncio.sleep(0.05)
+        assert held[-1] == ("second", frozenset({0, 1, 2}))
+        assert await second.held_anywhere() == frozenset({0, 1, 2})
+    finally:
+        await first.stop()
+        await second.stop()
+
+
+@dataclass
+class ShardedPlatforms(Platforms):
+    """The crash harness's platforms, with every `emcee run` on PostgreSQL and Discord at shard_count 2."""
+
+    database_url: str = ""
+
+    def config(self) -> str:
+        text = super().config().replace(f'"sqlite:///{self.database}"', f'"{self.database_url}"')
+        return text.replace("\n[console]", "shard_count = 2\n\n[console]")
+
+
+async def wait_health(emcee: Emcee, discord: str, timeout: float) -> None:
+    """Poll /healthz until its discord check ends with `discord`."""
+    deadline = time.monotonic() + timeout
+    while not (checks := (await healthz(emcee.url))[1]).get("discord", "").endswith(discord):
+        assert time.monotonic() < deadline, f"discord is {checks.get('discord')!r}, not {discord!r}:\n{emcee.log()}"
+        await asyncio.sleep(0.1)
+
+
+async def test_a_killed_replicas_shards_are_run_by_the_other_within_10_seconds(tmp_path: Path) -> None:
+    url = postgres_url()
+    await fresh_postgres(url)
+    async with platforms(tmp_path) as base, AsyncExitStack() as stack:
+        sharded = ShardedPlatforms(base.slack, base.discord, base.discord_channels, base.database, url)
+        first = await Emcee.start(sharded)
+        stack.push_async_callback(first.close)
+        await wait_health(first, "ok: holds 0, 1 of 2; every shard held", timeout=15)
+        second = await Emcee.start(sharded)
+        stack.push_async_callback(second.close)
+        await wait_health(second, "ok: holds no shard of 2; every shard held", timeout=15)
+        # Holding no shard, the second serves Slack over HTTP all the same, and its /healthz says it is fine.
+        await second.slack("/events", "")
+        assert (await healthz(second.url))[0] == 200
+        assert await interaction(sharded.discord) == 1
+
+        await first.kill()
+        killed = time.monotonic()
+        await until(lambda: (GUILD_SHARD, 2) not in sharded.discord.shards_live(), "the killed replica's session ended")
+        await wait_health(second, "holds 0, 1 of 2; every shard held", timeout=TAKE_OVER_LIMIT)
+        locked = time.monotonic() - killed
+        await until(lambda: (GUILD_SHARD, 2) in sharded.discord.shards_live(), "the guild's shard ran again", killed)
+        running = time.monotonic() - killed
+        assert await interaction(sharded.discord) == 1  # the guild is answered again, by the second replica
+        await wait_health(second, "ok: holds 0, 1 of 2; every shard held", timeout=TAKE_OVER_LIMIT)
+        print(
+            f"after the SIGKILL: shards locked in {locked:.1f}s, shard {GUILD_SHARD} ran in {running:.1f}s, "
+            f"ready in {time.monotonic() - killed:.1f}s"
+        )
+
+
+async def until(condition: Callable[[], bool], what: str, since: float | None = None) -> None:
+    """Poll `condition` until it holds, within TAKE_OVER_LIMIT seconds of `since` (default: now)."""
+    deadline = (since or time.monotonic()) + TAKE_OVER_LIMIT
+    while not condition():
+        assert time.monotonic() < deadline, f"{what}: not within {TAKE_OVER_LIMIT:.0f}s"
+        await asyncio.sleep(0.05)
