@@ -81,6 +81,7 @@ class AdvisoryLocks(ShardClaims):
         self._connection: AsyncConnection | None = None
         self._changed: ShardsChanged | None = None
         self._task: asyncio.Task[None] | None = None
+        self._using = asyncio.Lock()  # one statement at a time on the connection (/healthz asks on it too)
 
     async def start(self, count: int, changed: ShardsChanged) -> None:
         self.count, self._changed = count, changed
@@ -99,12 +100,13 @@ class AdvisoryLocks(ShardClaims):
         await self._engine.dispose()
 
     async def held_anywhere(self) -> frozenset[int] | None:
-        if self._connection is None:
-            return None
-        try:
-            rows = await self._connection.execute(_HELD_ANYWHERE, {"space": LOCK_SPACE})
-        except DBAPIError:
-            return None
+        async with self._using:
+            if self._connection is None:
+                return None
+            try:
+                rows = await self._connection.execute(_HELD_ANYWHERE, {"space": LOCK_SPACE})
+            except DBAPIError:
+                return None
         return frozenset(int(row[0]) for row in rows)
 
     async def _keep_claiming(self) -> None:
@@ -120,17 +122,18 @@ class AdvisoryLocks(ShardClaims):
     async def _claim(self) -> None:
         """Try every shard not held; a lost connection lost its locks, so nothing is held until it is back."""
         held = set(self.held)
-        try:
-            connection = await self._connect()
-            await connection.execute(sa.text("SELECT 1"))  # still connected: the locks held are still ours
-            for shard in sorted(set(range(self.count)) - held):
-                if await connection.scalar(_TRY, {"space": LOCK_SPACE, "shard": shard}):
-                    held.add(shard)
-        except (DBAPIError, OSError) as exc:
-            if self.held:
-                log.warning("lost the database connection holding Discord shards %s: %s", sorted(self.held), exc)
-            await self._disconnect()
-            held = set()
+        async with self._using:
+            try:
+                connection = await self._connect()
+                await connection.execute(sa.text("SELECT 1"))  # still connected: the locks held are still ours
+                for shard in sorted(set(range(self.count)) - held):
+                    if await connection.scalar(_TRY, {"space": LOCK_SPACE, "shard": shard}):
+                        held.add(shard)
+            except (DBAPIError, OSError) as exc:
+                if self.held:
+                    log.warning("lost the database connection holding Discord shards %s: %s", sorted(self.held), exc)
+                await self._disconnect()
+                held = set()
         await self._hold(frozenset(held))
 
     async def _hold(self, held: frozenset[int]) -> None:

@@ -17,6 +17,7 @@ from typing import Any
 
 import aiohttp
 import pytest
+import sqlalchemy as sa
 from conftest import NOW, POSTGRES_ENV, reset
 from crash_harness import Emcee, Platforms, platforms
 from discord_harness import GRACE, SECRETS, DiscordEmcee, callback_path, command_data, discord_settings, quick
@@ -25,7 +26,7 @@ from fakes.discord import GUILD_ID, FakeDiscord, interaction_payload
 from bot.app import build_app
 from bot.clock import FakeClock
 from bot.db import Database
-from bot.shards import AdvisoryLocks
+from bot.shards import LOCK_SPACE, AdvisoryLocks
 
 GUILD_SHARD = (GUILD_ID >> 22) % 2  # the shard of the fake's guild, of 2
 TAKE_OVER_LIMIT = 10.0  # seconds from a replica's SIGKILL until its shards run elsewhere
@@ -65,9 +66,11 @@ async def healthz(url: str) -> tuple[int, dict[str, str]]:
 
 
 @asynccontextmanager
-async def replica(tmp_path: Path, fake: FakeDiscord, database_url: str) -> AsyncIterator[DiscordEmcee]:
-    """One Emcee with Discord at shard_count 2 and its /healthz, in this process."""
-    settings = discord_settings(tmp_path, fake, shard_count=2)
+async def replica(
+    tmp_path: Path, fake: FakeDiscord, database_url: str, shard_count: int | str = 2
+) -> AsyncIterator[DiscordEmcee]:
+    """One Emcee with Discord at `shard_count` and its /healthz, in this process."""
+    settings = discord_settings(tmp_path, fake, shard_count=shard_count)
     settings = settings.model_copy(
         update={
             "bot": settings.bot.model_copy(update={"database_url": database_url}),
@@ -82,13 +85,15 @@ async def replica(tmp_path: Path, fake: FakeDiscord, database_url: str) -> Async
         await app.stop()
 
 
-async def test_on_sqlite_the_one_process_runs_every_shard(tmp_path: Path) -> None:
-    async with FakeDiscord() as fake, replica(tmp_path, fake, f"sqlite:///{tmp_path / 'emcee.db'}") as emcee:
-        assert sorted(fake.shards_live()) == [(0, 2), (1, 2)]
-        assert await interaction(fake) == 1  # one client, both sessions: only the guild's shard got it
-        assert await interaction(fake, dm=True) == 1  # and a DM only shard 0
-        assert emcee.app.http is not None
-        status, checks = await healthz(emcee.app.http.url)
+async def test_on_sqlite_the_one_process_runs_every_shard_of_the_count_discord_recommends(tmp_path: Path) -> None:
+    async with FakeDiscord() as fake:
+        fake.recommended_shards = 2
+        async with replica(tmp_path, fake, f"sqlite:///{tmp_path / 'emcee.db'}", shard_count="auto") as emcee:
+            assert sorted(fake.shards_live()) == [(0, 2), (1, 2)]
+            assert await interaction(fake) == 1  # one client, both sessions: only the guild's shard got it
+            assert await interaction(fake, dm=True) == 1  # and a DM only shard 0
+            assert emcee.app.http is not None
+            status, checks = await healthz(emcee.app.http.url)
     assert (status, checks["discord"]) == (200, "ok: holds 0, 1 of 2; every shard held")
 
 
@@ -191,3 +196,29 @@ async def until(condition: Callable[[], bool], what: str, since: float | None = 
     while not condition():
         assert time.monotonic() < deadline, f"{what}: not within {TAKE_OVER_LIMIT:.0f}s"
         await asyncio.sleep(0.05)
+
+
+async def test_a_replica_whose_locks_connection_is_cut_stops_its_shards_and_claims_them_again() -> None:
+    url = postgres_url()
+    held: list[frozenset[int]] = []
+
+    async def changed(shards: frozenset[int]) -> None:
+        held.append(shards)
+
+    database = Database(url)
+    locks = AdvisoryLocks(database.url, retry=0.2)
+    await locks.start(2, changed)
+    try:
+        async with database.engine.connect() as connection:
+            await connection.execute(
+                sa.text("SELECT pg_terminate_backend(pid) FROM pg_locks WHERE locktype = 'advisory' AND classid = :s"),
+                {"s": LOCK_SPACE},
+            )
+        async with asyncio.timeout(3):
+            while len(held) < 3:
+                await asyncio.sleep(0.05)
+        # Its locks ended with the connection: its sessions stop, then it claims the shards again on a new one.
+        assert held == [frozenset({0, 1}), frozenset(), frozenset({0, 1})]
+    finally:
+        await locks.stop()
+        await database.close()
