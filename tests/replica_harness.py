@@ -96,23 +96,38 @@ class Replicas:
     async def holder(self, shard: int) -> Emcee | None:
         """The live replica whose /healthz says it holds `shard`."""
         for emcee in self.live:
-            if shard in await held_shards(emcee):
+            if shard in held_shards((await health(emcee))[1]):
                 return emcee
         return None
 
-    async def wait_all_held(self, timeout: float) -> None:
-        """Until every shard is held by a live replica and runs a session on the gateway."""
+    async def wait_held(self, shard: int, timeout: float) -> Emcee:
+        """Until a live replica says it holds `shard` and the shard's session runs on the gateway; that replica."""
         deadline = time.monotonic() + timeout
-        while not await self._all_held():
+        while (holder := await self.holder(shard)) is None or shard not in self._running():
             if time.monotonic() > deadline:
-                logs = "\n".join(emcee.log(15) for emcee in self.live)
-                raise AssertionError(f"the shards are not all held and running after {timeout:.0f}s:\n{logs}")
+                raise AssertionError(f"shard {shard} not held and running after {timeout:.0f}s")
+            await asyncio.sleep(0.1)
+        return holder
+
+    def _running(self) -> list[int]:
+        return sorted(shard for shard, _ in self.platforms.discord.shards_live())
+
+    async def wait_ready(self, timeout: float) -> None:
+        """Until every live replica is healthy (its Slack connection and Discord up) and every shard is held by one
+        of them and runs a session on the gateway."""
+        deadline = time.monotonic() + timeout
+        while problems := await self._unready():
+            if time.monotonic() > deadline:
+                raise AssertionError(f"not ready after {timeout:.0f}s: {problems}")
             await asyncio.sleep(0.1)
 
-    async def _all_held(self) -> bool:
-        held = [shard for emcee in self.live for shard in await held_shards(emcee)]
-        running = sorted(shard for shard, _ in self.platforms.discord.shards_live())
-        return sorted(held) == list(range(SHARDS)) == running
+    async def _unready(self) -> list[str]:
+        checks = [await health(emcee) for emcee in self.live]
+        found = [f"{emcee.url}: {check}" for emcee, check in zip(self.live, checks, strict=True) if check[0] != 200]
+        held = sorted(shard for _, named in checks for shard in held_shards(named))
+        if not held == list(range(SHARDS)) == self._running():
+            found.append(f"shards held {held}, running {self._running()}")
+        return found
 
     async def ledger(self) -> Ledger:
         async with self.database.engine.connect() as connection:
@@ -148,14 +163,18 @@ class Replicas:
         return found
 
 
-async def held_shards(emcee: Emcee) -> set[int]:
-    """The shards a replica's /healthz says it holds ("ok: holds 0, 1 of 2; every shard held")."""
+async def health(emcee: Emcee) -> tuple[int, dict[str, str]]:
+    """A replica's /healthz: its status and checks (0 and none when it does not answer in JSON)."""
     try:
         async with aiohttp.ClientSession() as client, client.get(f"{emcee.url}/healthz") as response:
-            check = (await response.json())["checks"].get("discord", "")
-    except (aiohttp.ClientError, ValueError):
-        return set()
-    match = _HOLDS.search(check)
+            return response.status, (await response.json())["checks"]
+    except (aiohttp.ClientError, ValueError, KeyError):
+        return 0, {}
+
+
+def held_shards(checks: dict[str, str]) -> set[int]:
+    """The shards a replica's /healthz checks say it holds ("ok: holds 0, 1 of 2; every shard held")."""
+    match = _HOLDS.search(checks.get("discord", ""))
     if match is None or match[1] == "no shard":
         return set()
     return {int(shard) for shard in match[1].split(", ")}
