@@ -1,9 +1,10 @@
 """Emcee as an operator runs it (`python -m bot.cli run`), against FakeSlack and FakeDiscord at once, for crash tests.
 
-`Platforms` holds the two fakes (two announce channels on each) and writes the config for a SQLite file;
-`Emcee.start` runs the real process on it (secrets from the environment), `kill` SIGKILLs it and a
-second `start` on the same file and the same fakes is the restart. Commands go in the way the
-platforms send them: signed Slack slash commands over HTTP and Discord interactions on the gateway.
+`Platforms` holds the two fakes (two announce channels on each) and writes the config for a SQLite file (or a
+PostgreSQL database, for several replicas); `Emcee.start` runs the real process on it (secrets from the
+environment), `kill` SIGKILLs it and a second `start` on the same file and the same fakes is the restart.
+Commands go in the way the platforms send them: signed Slack slash commands over HTTP and Discord interactions
+on the gateway.
 `Platforms.copies` counts what reached a target under one post key, by the key itself: Slack posts
 carry it in their message metadata, Discord posts in their nonce.
 """
@@ -11,6 +12,7 @@ carry it in their message metadata, Discord posts in their nonce.
 from __future__ import annotations
 
 import asyncio
+import inspect
 import os
 import re
 import signal
@@ -24,7 +26,7 @@ from typing import Any
 
 import aiohttp
 from discord_harness import User, callback_path, command_data
-from fakes.discord import BOT_TOKEN, CHANNEL_ID, GUILD_ID, ORGANIZER_ROLE_ID, FakeDiscord, interaction_payload
+from fakes.discord import BOT_TOKEN, CHANNEL_ID, GUILD_ID, ORGANIZER_ROLE_ID, FakeDiscord, Json, interaction_payload
 from fakes.discord import Call as DiscordCall
 from fakes.slack import Call as SlackCall
 from fakes.slack import FakeSlack, load_payload, new_trigger_id, signed_headers, slash_command_body
@@ -75,20 +77,32 @@ def _discord_text(body: Any) -> str:
     return " ".join([body.get("content") or "", *titles, CARD if body.get("components") else ""])
 
 
+Ledger = dict[tuple[str, str], str]  # (key, target): status
+
+
 @dataclass
 class Platforms:
     slack: FakeSlack
     discord: FakeDiscord
     discord_channels: tuple[int, ...]
-    database: Path
+    database: Path  # the SQLite file; its name also places the config file
+    database_url: str = ""  # another database (PostgreSQL, shared by replicas) instead of the SQLite file
+    slack_mode: str = "http"
+    shard_count: int = 1
+    extra: str = ""  # more config lines, e.g. a [reminders] section
+
+    @property
+    def url(self) -> str:
+        return self.database_url or f"sqlite:///{self.database}"
 
     def config(self) -> str:
         """The config of every run: both platforms, two announce channels each, a 2-second delivery lease."""
         return f"""
 [bot]
-database_url = "sqlite:///{self.database}"
+database_url = "{self.url}"
 timezone = "UTC"
 delivery_lease_seconds = {LEASE_SECONDS}
+migrate_on_start = true
 
 [organizers]
 slack = ["{SLACK_ORGANIZER[0]}"]
@@ -101,7 +115,7 @@ port = 0
 
 [slack]
 enabled = true
-mode = "http"
+mode = "{self.slack_mode}"
 api_base_url = "{self.slack.api_base_url}"
 announce_channels = {list(SLACK_CHANNELS)!r}
 
@@ -111,10 +125,33 @@ guild_ids = [{GUILD_ID}]
 announce_channels = {list(self.discord_channels)!r}
 api_base_url = "{self.discord.api_base_url}"
 gateway_url = "{self.discord.gateway_url}"
+{f"shard_count = {self.shard_count}" if self.shard_count != 1 else ""}
 
 [console]
 enabled = false
-"""
+{self.extra}"""
+
+    def slash_command(self, command: str, text: str, user: tuple[str, str], reply_to: str = "") -> dict[str, str]:
+        """A slash command's fields as Slack sends them (a form body over HTTP, an envelope's payload on a socket);
+        its response_url is named `reply_to` (default: the member's name) in the fake's `responses`."""
+        return {
+            **load_payload("slash_command_rsvp"),
+            "command": command,
+            "text": text,
+            "user_id": user[0],
+            "user_name": user[1],
+            "channel_id": SLACK_CHANNELS[0],
+            "response_url": self.slack.response_url(reply_to or user[1]),
+            "trigger_id": new_trigger_id(),
+        }
+
+    async def discord_command(self, path: str, user: User, **values: Any) -> Json:
+        """A slash command interaction on the gateway (Discord delivers it to the session of the guild's shard);
+        waits for its initial response and returns the interaction's payload."""
+        payload = interaction_payload("command_rsvp", data=command_data(path, **values), member=user.member())
+        await self.discord.dispatch("INTERACTION_CREATE", payload)
+        await self.discord.wait_for_call("POST", callback_path(payload), timeout=10)
+        return payload
 
     def announce_targets(self) -> list[str]:
         """The announce channels as the ledger names its targets."""
@@ -131,7 +168,7 @@ enabled = false
         wanted = nonce(channel_id, 0, key)
         return sum(1 for m in self.discord.messages(channel_id) if m.get("nonce") == wanted)
 
-    def ledger(self, prefix: str) -> dict[tuple[str, str], str]:
+    def ledger(self, prefix: str) -> Ledger:
         """(key, target): status of every ledger row whose key starts with `prefix`."""
         with sqlite3.connect(self.database) as connection:
             rows = connection.execute(
@@ -145,9 +182,10 @@ enabled = false
             (event_id,) = connection.execute("SELECT id FROM event WHERE slug = ?", (slug,)).fetchone()
         return int(event_id)
 
-    def problems(self, prefix: str, targets: list[str]) -> list[str]:
-        """What is wrong with the post under `prefix`: it must have one key, sent once to each target."""
-        rows = self.ledger(prefix)
+    def problems(self, prefix: str, targets: list[str], ledger: Ledger | None = None) -> list[str]:
+        """What is wrong with the post under `prefix`: it must have one key, sent once to each target. `ledger`:
+        rows already read (as `ledger` returns them, for any prefix); by default the SQLite file's are read."""
+        rows = self.ledger(prefix) if ledger is None else {k: v for k, v in ledger.items() if k[0].startswith(prefix)}
         keys = sorted({key for key, _ in rows})
         if len(keys) != 1:
             return [f"{prefix}: {len(keys)} post keys in the ledger {keys}"]
@@ -160,9 +198,9 @@ enabled = false
                 found.append(f"{key} to {target} is {status} in the ledger")
         return found
 
-    def undelivered(self, posts: dict[str, list[str]]) -> list[str]:
+    def undelivered(self, posts: dict[str, list[str]], ledger: Ledger | None = None) -> list[str]:
         """The problems of each post (key prefix: its targets); none once each reached each target exactly once."""
-        return [problem for prefix, targets in posts.items() for problem in self.problems(prefix, targets)]
+        return [problem for prefix, targets in posts.items() for problem in self.problems(prefix, targets, ledger)]
 
     async def wait_delivered(self, posts: dict[str, list[str]], timeout: float = 20.0) -> None:
         await wait_for(lambda: self.undelivered(posts), timeout)
@@ -173,12 +211,17 @@ enabled = false
 
 
 async def wait_for(problems: Any, timeout: float, what: str = "delivery") -> None:
-    """Poll `problems()` until it returns nothing; fail with the last problems after `timeout` seconds."""
+    """Poll `problems()` (or an async one) until it returns nothing; fail with the last problems after `timeout`
+    seconds."""
     deadline = asyncio.get_running_loop().time() + timeout
-    while found := problems():
+    while found := await _result(problems()):
         if asyncio.get_running_loop().time() > deadline:
             raise AssertionError(f"{what} not right after {timeout:.0f}s: " + "; ".join(map(str, found)))
         await asyncio.sleep(0.1)
+
+
+async def _result(value: Any) -> Any:
+    return await value if inspect.isawaitable(value) else value
 
 
 @asynccontextmanager
@@ -206,6 +249,7 @@ class Emcee:
         env = {
             **os.environ,
             "SLACK_BOT_TOKEN": "xoxb-emcee-crash",
+            "SLACK_APP_TOKEN": "xapp-emcee-crash",
             "SLACK_SIGNING_SECRET": SIGNING_SECRET,
             "DISCORD_TOKEN": BOT_TOKEN,
         }
@@ -281,20 +325,10 @@ class Emcee:
             assert asyncio.get_running_loop().time() < deadline, f"after {timeout:.0f}s: {found}"
             await asyncio.sleep(0.2)
 
-    async def slack(self, command: str, text: str, user: tuple[str, str] = SLACK_ORGANIZER) -> str:
+    async def slack(self, command: str, text: str, user: tuple[str, str] = SLACK_ORGANIZER, reply_to: str = "") -> str:
         """A signed slash command as Slack sends it, which must not be refused; returns the ack's text (the
-        answer, or "Working on it…")."""
-        fields = {
-            **load_payload("slash_command_rsvp"),
-            "command": command,
-            "text": text,
-            "user_id": user[0],
-            "user_name": user[1],
-            "channel_id": SLACK_CHANNELS[0],
-            "response_url": self.platforms.slack.response_url(user[1]),
-            "trigger_id": new_trigger_id(),
-        }
-        body = slash_command_body(fields)
+        answer, or "Working on it…", the answer then following on the response_url named `reply_to`)."""
+        body = slash_command_body(self.platforms.slash_command(command, text, user, reply_to))
         async with (
             aiohttp.ClientSession() as client,
             client.post(
@@ -307,6 +341,4 @@ class Emcee:
 
     async def discord(self, path: str, user: User, **values: Any) -> None:
         """A slash command interaction on the gateway; waits for its initial response."""
-        payload = interaction_payload("command_rsvp", data=command_data(path, **values), member=user.member())
-        await self.platforms.discord.dispatch("INTERACTION_CREATE", payload)
-        await self.platforms.discord.wait_for_call("POST", callback_path(payload), timeout=10)
+        await self.platforms.discord_command(path, user, **values)

@@ -12,6 +12,7 @@ import hashlib
 import hmac
 import itertools
 import json
+import random
 import time
 import uuid
 from collections import deque
@@ -205,10 +206,14 @@ class FakeSlack:
                 await self._activity.wait()
 
     async def push(self, envelope_type: str, payload: dict[str, Any], timeout: float = 5) -> dict[str, Any]:
-        """Send a Socket Mode envelope to the newest client and return its ack.
+        """Send a Socket Mode envelope to one open connection, chosen at random, and return its ack.
 
-        `envelope_type` is Slack's: ``slash_commands``, ``interactive`` or ``events_api``. The ack is the
-        client's JSON message with the same ``envelope_id``; it may carry a ``payload``.
+        Slack sends each envelope to one of an app's connections, any of them: "the Slack API server will send
+        each event to only 1 random connection" (a maintainer, https://github.com/slackapi/bolt-python/issues/448)
+        and "Slack's API server delivers to any of the active connections"
+        (https://github.com/slackapi/bolt-python/issues/1071). `envelope_type` is Slack's: ``slash_commands``,
+        ``interactive`` or ``events_api``. The ack is the client's JSON message with the same ``envelope_id``; it
+        may carry a ``payload``.
         """
         envelope_id = str(uuid.uuid4())
         envelope: dict[str, Any] = {
@@ -224,7 +229,7 @@ class FakeSlack:
         try:
             async with asyncio.timeout(timeout):
                 await self._connected.wait()
-                await self._sockets[-1].send_json(envelope)
+                await random.choice(self._sockets).send_json(envelope)
                 return await ack
         finally:
             del self._acks[envelope_id]
