@@ -16,7 +16,7 @@ import logging
 from collections.abc import Awaitable, Callable
 
 import sqlalchemy as sa
-from sqlalchemy.exc import DBAPIError
+from sqlalchemy.exc import DBAPIError, SQLAlchemyError
 from sqlalchemy.ext.asyncio import AsyncConnection, create_async_engine
 from sqlalchemy.pool import NullPool
 
@@ -105,7 +105,8 @@ class AdvisoryLocks(ShardClaims):
                 return None
             try:
                 rows = await self._connection.execute(_HELD_ANYWHERE, {"space": LOCK_SPACE})
-            except DBAPIError:
+            except (SQLAlchemyError, OSError):  # the connection is gone, and its locks: the next claim sees to it
+                await self._disconnect()
                 return None
         return frozenset(int(row[0]) for row in rows)
 
@@ -114,22 +115,26 @@ class AdvisoryLocks(ShardClaims):
             await asyncio.sleep(self.retry)
             try:
                 await self._claim()
-            except Exception:  # the sessions failed to start: release the shards for any replica to take
+            except Exception:  # the sessions failed to start: stop them, and release the shards for any replica
                 log.exception("running Discord shards %s failed; releasing them", sorted(self.held))
-                await self._disconnect()
-                self.held = frozenset()
+                try:
+                    await self._hold(frozenset())
+                finally:
+                    await self._disconnect()
 
     async def _claim(self) -> None:
         """Try every shard not held; a lost connection lost its locks, so nothing is held until it is back."""
         held = set(self.held)
         async with self._using:
             try:
+                if self._connection is None:  # a new connection holds no lock, whatever ran before
+                    held = set()
                 connection = await self._connect()
                 await connection.execute(sa.text("SELECT 1"))  # still connected: the locks held are still ours
                 for shard in sorted(set(range(self.count)) - held):
                     if await connection.scalar(_TRY, {"space": LOCK_SPACE, "shard": shard}):
                         held.add(shard)
-            except (DBAPIError, OSError) as exc:
+            except (SQLAlchemyError, OSError) as exc:
                 if self.held:
                     log.warning("lost the database connection holding Discord shards %s: %s", sorted(self.held), exc)
                 await self._disconnect()

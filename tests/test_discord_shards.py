@@ -226,7 +226,10 @@ async def test_a_replica_whose_locks_connection_is_cut_stops_its_shards_and_clai
     try:
         async with database.engine.connect() as connection:
             await connection.execute(
-                sa.text("SELECT pg_terminate_backend(pid) FROM pg_locks WHERE locktype = 'advisory' AND classid = :s"),
+                sa.text(
+                    "SELECT pg_terminate_backend(pid) FROM pg_locks WHERE locktype = 'advisory' AND classid = :s"
+                    " AND database = (SELECT oid FROM pg_database WHERE datname = current_database())"
+                ),
                 {"s": LOCK_SPACE},
             )
         async with asyncio.timeout(3):
@@ -234,6 +237,37 @@ async def test_a_replica_whose_locks_connection_is_cut_stops_its_shards_and_clai
                 await asyncio.sleep(0.05)
         # Its locks ended with the connection: its sessions stop, then it claims the shards again on a new one.
         assert held == [frozenset({0, 1}), frozenset(), frozenset({0, 1})]
+    finally:
+        await locks.stop()
+        await database.close()
+
+
+async def test_a_health_check_that_finds_the_locks_connection_cut_answers_and_the_shards_are_locked_again() -> None:
+    """/healthz may be the first to find the connection gone: it still answers, and the next claim takes the
+    locks again on a new connection, so the shards this replica runs are never left without them."""
+    url = postgres_url()
+    database = Database(url)
+    locks = AdvisoryLocks(database.url, retry=0.2)
+    held: list[frozenset[int]] = []
+
+    async def changed(shards: frozenset[int]) -> None:
+        held.append(shards)
+
+    await locks.start(2, changed)
+    try:
+        async with database.engine.connect() as connection:
+            await connection.execute(
+                sa.text(
+                    "SELECT pg_terminate_backend(pid) FROM pg_locks WHERE locktype = 'advisory' AND classid = :s"
+                    " AND database = (SELECT oid FROM pg_database WHERE datname = current_database())"
+                ),
+                {"s": LOCK_SPACE},
+            )
+        assert "holds 0, 1 of 2" in await locks.describe()
+        async with asyncio.timeout(3):
+            while await locks.held_anywhere() != frozenset({0, 1}):
+                await asyncio.sleep(0.05)
+        assert locks.held == frozenset({0, 1}) and held[-1] == frozenset({0, 1})
     finally:
         await locks.stop()
         await database.close()
