@@ -194,6 +194,7 @@ async def replicas(tmp_path: Path, url: str, mode: SlackMode, extra: str, count:
     """`count` replicas started at once on an emptied database; every one of them is killed on the way out."""
     database = await empty_database(url)
     async with platforms(tmp_path) as base, AsyncExitStack() as stack:
+        base.discord.max_concurrency = SHARDS  # a bucket for each shard: a take-over identifies at once
         stack.push_async_callback(database.close)
         shared = Platforms(
             base.slack, base.discord, base.discord_channels, base.database, url, mode.value, SHARDS, extra
