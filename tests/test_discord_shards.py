@@ -9,9 +9,8 @@ from __future__ import annotations
 import asyncio
 import os
 import time
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator
 from contextlib import AsyncExitStack, asynccontextmanager
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -19,18 +18,14 @@ import aiohttp
 import pytest
 import sqlalchemy as sa
 from conftest import NOW, POSTGRES_ENV, reset
-from crash_harness import Emcee, Platforms, platforms
 from discord_harness import GRACE, SECRETS, DiscordEmcee, callback_path, command_data, discord_settings, quick
-from fakes.discord import GUILD_ID, FakeDiscord, interaction_payload
+from fakes.discord import FakeDiscord, interaction_payload
 
 from adapters.discord.client import IDENTIFY_INTERVAL
 from bot.app import build_app
 from bot.clock import FakeClock
 from bot.db import Database
 from bot.shards import LOCK_SPACE, AdvisoryLocks
-
-GUILD_SHARD = (GUILD_ID >> 22) % 2  # the shard of the fake's guild, of 2
-TAKE_OVER_LIMIT = 10.0  # seconds from a replica's SIGKILL until its shards run elsewhere
 
 
 def postgres_url() -> str:
@@ -152,65 +147,6 @@ async def test_advisory_locks_are_released_on_stop_and_taken_by_the_other_replic
     finally:
         await first.stop()
         await second.stop()
-
-
-@dataclass
-class ShardedPlatforms(Platforms):
-    """The crash harness's platforms, with every `emcee run` on PostgreSQL and Discord at shard_count 2."""
-
-    database_url: str = ""
-
-    def config(self) -> str:
-        text = super().config().replace(f'"sqlite:///{self.database}"', f'"{self.database_url}"')
-        return text.replace("\n[console]", "shard_count = 2\n\n[console]")
-
-
-async def wait_health(emcee: Emcee, discord: str, timeout: float) -> None:
-    """Poll /healthz until its discord check ends with `discord`."""
-    deadline = time.monotonic() + timeout
-    while not (checks := (await healthz(emcee.url))[1]).get("discord", "").endswith(discord):
-        assert time.monotonic() < deadline, f"discord is {checks.get('discord')!r}, not {discord!r}:\n{emcee.log()}"
-        await asyncio.sleep(0.1)
-
-
-async def test_a_killed_replicas_shards_are_run_by_the_other_within_10_seconds(tmp_path: Path) -> None:
-    url = postgres_url()
-    await fresh_postgres(url)
-    async with platforms(tmp_path) as base, AsyncExitStack() as stack:
-        base.discord.max_concurrency = 2
-        sharded = ShardedPlatforms(base.slack, base.discord, base.discord_channels, base.database, url)
-        first = await Emcee.start(sharded)
-        stack.push_async_callback(first.close)
-        await wait_health(first, "ok: holds 0, 1 of 2; every shard held", timeout=15)
-        second = await Emcee.start(sharded)
-        stack.push_async_callback(second.close)
-        await wait_health(second, "ok: holds no shard of 2; every shard held", timeout=15)
-        # Holding no shard, the second serves Slack over HTTP all the same, and its /healthz says it is fine.
-        await second.slack("/events", "")
-        assert (await healthz(second.url))[0] == 200
-        assert await interaction(sharded.discord) == 1
-
-        await first.kill()
-        killed = time.monotonic()
-        await until(lambda: (GUILD_SHARD, 2) not in sharded.discord.shards_live(), "the killed replica's session ended")
-        await wait_health(second, "holds 0, 1 of 2; every shard held", timeout=TAKE_OVER_LIMIT)
-        locked = time.monotonic() - killed
-        await until(lambda: (GUILD_SHARD, 2) in sharded.discord.shards_live(), "the guild's shard ran again", killed)
-        running = time.monotonic() - killed
-        assert await interaction(sharded.discord) == 1  # the guild is answered again, by the second replica
-        await wait_health(second, "ok: holds 0, 1 of 2; every shard held", timeout=TAKE_OVER_LIMIT)
-        print(
-            f"after the SIGKILL: shards locked in {locked:.1f}s, shard {GUILD_SHARD} ran in {running:.1f}s, "
-            f"ready in {time.monotonic() - killed:.1f}s"
-        )
-
-
-async def until(condition: Callable[[], bool], what: str, since: float | None = None) -> None:
-    """Poll `condition` until it holds, within TAKE_OVER_LIMIT seconds of `since` (default: now)."""
-    deadline = (since or time.monotonic()) + TAKE_OVER_LIMIT
-    while not condition():
-        assert time.monotonic() < deadline, f"{what}: not within {TAKE_OVER_LIMIT:.0f}s"
-        await asyncio.sleep(0.05)
 
 
 async def test_a_replica_whose_locks_connection_is_cut_stops_its_shards_and_claims_them_again() -> None:

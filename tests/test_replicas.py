@@ -31,6 +31,7 @@ from conftest import POSTGRES_ENV
 from crash_harness import Ledger, wait_for
 from discord_harness import ADA, User
 from replica_harness import Replicas, SlackMode, replicas
+from sqlalchemy.engine import make_url
 
 SLUG = "replica-night"
 CAPACITY = 50
@@ -52,24 +53,29 @@ SEATS_EVERY = 0.25  # seconds between two checks of the seats
 CANCELLING = SLACK_MEMBERS[:3]  # going members who cancel after the kill: three waitlisted are promoted
 
 
-def postgres_url() -> str:
+def postgres_urls() -> tuple[str, str]:
+    """The database of POSTGRES_ENV, and its sibling with "_2" after its name (.ci/run creates both): each
+    evening needs a database of its own, as the replicas' shard locks are the database's."""
     url = os.environ.get(POSTGRES_ENV, "")
     if not url:
         pytest.skip(f"set {POSTGRES_ENV} to run three replicas on PostgreSQL")
-    return url
+    parsed = make_url(url)
+    return url, parsed.set(database=f"{parsed.database}_2").render_as_string(hide_password=False)
 
 
-async def test_three_replicas_with_slack_over_http(tmp_path: Path) -> None:
-    await evening(tmp_path, SlackMode.HTTP)
+async def test_three_replicas_with_slack_over_http_and_three_in_socket_mode(tmp_path: Path) -> None:
+    """The two evenings side by side, each on its own fakes and database."""
+    over_http, in_socket_mode = postgres_urls()
+    await asyncio.gather(
+        evening(tmp_path / "http", over_http, SlackMode.HTTP),
+        evening(tmp_path / "socket", in_socket_mode, SlackMode.SOCKET),
+    )
 
 
-async def test_three_replicas_with_slack_in_socket_mode(tmp_path: Path) -> None:
-    await evening(tmp_path, SlackMode.SOCKET)
-
-
-async def evening(tmp_path: Path, mode: SlackMode) -> None:
+async def evening(tmp_path: Path, url: str, mode: SlackMode) -> None:
+    tmp_path.mkdir()
     began = time.monotonic()
-    async with replicas(tmp_path, postgres_url(), mode, REMINDERS) as crowd:
+    async with replicas(tmp_path, url, mode, REMINDERS) as crowd:
         try:
             await crowd.wait_ready(timeout=READY_LIMIT)
             print(f"\n{mode}: three replicas ready in {time.monotonic() - began:.1f}s")
