@@ -50,6 +50,7 @@ class App:
     _prepared: bool = False  # the database is ready (migrated, or checked on PostgreSQL)
     _starting: set[str] = field(default_factory=set)  # platforms whose first start has not ended
     _retrying: list[asyncio.Task[None]] = field(default_factory=list)
+    _adopting: asyncio.Task[None] | None = None
 
     async def start(self) -> None:
         """Answer /healthz at once (it says what is still starting), serve every route once the database is
@@ -68,6 +69,7 @@ class App:
             log.info("HTTP server listening on %s", self.http.url)
         await self._start_adapters()
         self.bus.publish(left, self.engine.outbox)
+        self._adopting = asyncio.create_task(self._adopt_left())
         self.bus.spawn(self.publisher.catch_up())  # card edits a stopped process (or a command meanwhile) missed
         if self.runner is not None:
             await self.runner.start()
@@ -114,7 +116,24 @@ class App:
                 return
             delay = min(delay * 2, LAST_RETRY)
 
+    async def _adopt_left(self) -> None:
+        """Dispatch what another process committed and left undispatched (it died; with replicas, no restart may
+        ever come), once it is older than two delivery leases, looking every lease. The ledger keeps each post
+        to each target once, whoever dispatches it."""
+        lease = timedelta(seconds=self.settings.bot.delivery_lease_seconds)
+        while True:
+            await asyncio.sleep(lease.total_seconds())
+            try:
+                left = await self.engine.outbox.left(before=self.engine.clock.now() - 2 * lease)
+            except Exception as exc:  # the database is away: the next look tries again
+                log.warning("looking for effects other processes left failed: %s", exc)
+                continue
+            self.bus.publish(left, self.engine.outbox)
+
     async def stop(self) -> None:
+        if self._adopting is not None:
+            self._adopting.cancel()
+            await asyncio.gather(self._adopting, return_exceptions=True)
         for task in self._retrying:
             task.cancel()
         await asyncio.gather(*self._retrying, return_exceptions=True)

@@ -12,6 +12,7 @@ import asyncio
 import logging
 from collections.abc import Awaitable, Callable, Coroutine, Sequence
 from dataclasses import dataclass, replace
+from datetime import datetime
 from typing import Any, get_args
 
 from pydantic import TypeAdapter
@@ -159,9 +160,12 @@ class EffectLog:
             query = update(PendingEffect).where(col(PendingEffect.id) == row_id)
             await session.exec(query.values(done_at=self.clock.now()))
 
-    async def left(self) -> list[Pending]:
-        """Every effect not done (its process stopped before dispatching it), oldest first."""
+    async def left(self, before: datetime | None = None) -> list[Pending]:
+        """Every effect not done (its process stopped before dispatching it), oldest first; only those written
+        before `before` when given."""
         query = select(PendingEffect).where(col(PendingEffect.done_at).is_(None)).order_by(col(PendingEffect.id))
+        if before is not None:
+            query = query.where(col(PendingEffect.created_at) < before)
         async with self.db.reading() as session:
             return [_pending(row) for row in (await session.exec(query)).all()]
 
@@ -172,13 +176,19 @@ class EffectBus:
     def __init__(self) -> None:
         self._subscribers: list[Subscriber] = []
         self._tasks: set[asyncio.Task[None]] = set()
+        self._dispatching: set[int] = set()  # the outbox rows whose effects are being dispatched here
 
     def subscribe(self, subscriber: Subscriber) -> None:
         self._subscribers.append(subscriber)
 
     def publish(self, effects: Sequence[Pending], outbox: EffectLog) -> None:
-        """Dispatch each effect to every subscriber; once all have handled it, its row is marked done."""
+        """Dispatch each effect to every subscriber; once all have handled it, its row is marked done. An effect
+        whose row is being dispatched here already is skipped."""
         for pending in effects:
+            if pending.id is not None:
+                if pending.id in self._dispatching:
+                    continue
+                self._dispatching.add(pending.id)
             self.spawn(self._dispatch(pending, outbox))
 
     def spawn(self, work: Coroutine[Any, Any, None]) -> None:
@@ -188,9 +198,13 @@ class EffectBus:
         task.add_done_callback(self._tasks.discard)
 
     async def _dispatch(self, pending: Pending, outbox: EffectLog) -> None:
-        await asyncio.gather(*(self._run(subscriber, pending.effect) for subscriber in self._subscribers))
-        if pending.id is not None:
-            await outbox.done(pending.id)
+        try:
+            await asyncio.gather(*(self._run(subscriber, pending.effect) for subscriber in self._subscribers))
+            if pending.id is not None:
+                await outbox.done(pending.id)
+        finally:
+            if pending.id is not None:
+                self._dispatching.discard(pending.id)
 
     async def _run(self, subscriber: Subscriber, effect: Effect) -> None:
         try:

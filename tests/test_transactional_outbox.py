@@ -243,3 +243,32 @@ async def test_a_card_edit_cut_off_by_a_crash_is_made_at_the_next_start_and_only
         [discord_card, _] = discord.messages(CHANNEL_ID)
         assert going_on_cards(slack_card, discord_card) == ("1", "1")
         assert len(slack.calls_to("chat.update")) == edits + (1 if start == 0 else 0)
+
+
+async def test_effects_another_process_left_are_dispatched_by_a_running_one(
+    platforms: tuple[Settings, FakeSlack, FakeDiscord],
+) -> None:
+    """A replica killed after its commit, before its dispatch, may never restart: a running one takes its effects
+    on once they are older than two delivery leases, and sends each post once."""
+    settings, slack, discord = platforms
+    bot = settings.bot.model_copy(update={"delivery_lease_seconds": 1.0})
+    app = await started(settings.model_copy(update={"bot": bot}))
+    try:
+        await create_event(app.engine, publish=False)
+        async with app.db.session() as session:  # what the killed replica committed, and never dispatched
+            event = (await session.exec(select(Event))).one()
+            event.status = EventStatus.PUBLISHED
+            await app.engine.outbox.write(session, [CardPosted(event.id or 0)])
+        await asyncio.sleep(1.5)  # a look: too young to be taken on yet
+        assert slack_messages(slack, CHANNEL) == [] and discord.messages(CHANNEL_ID) == []
+        clock = app.engine.clock
+        assert isinstance(clock, FakeClock)
+        clock.advance(timedelta(seconds=3))
+        async with asyncio.timeout(5):
+            while len(discord.messages(CHANNEL_ID)) < 2 or len(slack_messages(slack, CHANNEL)) < 2:
+                await asyncio.sleep(0.05)
+        await app.bus.drain()
+        assert len(slack_messages(slack, CHANNEL)) == 2 and len(discord.messages(CHANNEL_ID)) == 2  # card, agenda
+        assert all(row.done_at is not None for row in await outbox_rows(app.db))
+    finally:
+        await app.stop()
