@@ -125,7 +125,10 @@ class ItemSpeaker(SQLModel, table=True):
 
 
 class Rsvp(SQLModel, table=True):
-    __table_args__ = (sa.UniqueConstraint("event_id", "platform", "user_id", name="uq_rsvp_member"),)
+    __table_args__ = (
+        sa.UniqueConstraint("event_id", "platform", "user_id", name="uq_rsvp_member"),
+        sa.Index("ix_rsvp_queue", "event_id", "status", "queued_at", "id"),  # the waitlist: bot/rsvps.py
+    )
 
     id: int | None = Field(default=None, primary_key=True)
     event_id: int = Field(foreign_key="event.id", index=True, ondelete="CASCADE")

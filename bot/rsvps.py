@@ -62,7 +62,9 @@ _WAITING = (RSVPS.c.event_id == sa.bindparam("event")) & (RSVPS.c.status == Rsvp
 _WAITLIST = Prepared(
     sa.select(*(RSVPS.c[name] for name in _PARTY_COLUMNS)).where(_WAITING).order_by(RSVPS.c.queued_at, RSVPS.c.id)
 )
-_WAITLIST_END = Prepared(sa.select(sa.func.count(), sa.func.max(RSVPS.c.queued_at)).where(_WAITING))
+# Two statements: SQLite finds a max alone at the end of the index (ix_rsvp_queue), and with a count scans it.
+_WAITLIST_LENGTH = Prepared(sa.select(sa.func.count()).where(_WAITING))
+_WAITLIST_LAST = Prepared(sa.select(sa.func.max(RSVPS.c.queued_at)).where(_WAITING))
 _SET_SEATS = Prepared(
     sa.update(EVENTS)
     .where(EVENTS.c.id == sa.bindparam("event"))
@@ -121,7 +123,8 @@ def load_seatings(
                 loaded = _party(row)
                 seating.waitlist.append(seating.members.setdefault((loaded.platform, loaded.user_id), loaded))
         else:
-            [(seating.ahead, seating.last_queued_at)] = _WAITLIST_END.rows(connection, {"event": seating.event_id})
+            [(seating.ahead,)] = _WAITLIST_LENGTH.rows(connection, {"event": seating.event_id})
+            [(seating.last_queued_at,)] = _WAITLIST_LAST.rows(connection, {"event": seating.event_id})
     return seatings
 
 
