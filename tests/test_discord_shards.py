@@ -149,6 +149,18 @@ async def test_advisory_locks_are_released_on_stop_and_taken_by_the_other_replic
         await second.stop()
 
 
+async def cut_the_locks_connection(database: Database) -> None:
+    """End the connections holding shard locks in this database, as a network cut or a restarted server does."""
+    async with database.engine.connect() as connection:
+        await connection.execute(
+            sa.text(
+                "SELECT pg_terminate_backend(pid) FROM pg_locks WHERE locktype = 'advisory' AND classid = :s"
+                " AND database = (SELECT oid FROM pg_database WHERE datname = current_database())"
+            ),
+            {"s": LOCK_SPACE},
+        )
+
+
 async def test_a_replica_whose_locks_connection_is_cut_stops_its_shards_and_claims_them_again() -> None:
     url = postgres_url()
     held: list[frozenset[int]] = []
@@ -160,14 +172,7 @@ async def test_a_replica_whose_locks_connection_is_cut_stops_its_shards_and_clai
     locks = AdvisoryLocks(database.url, retry=0.2)
     await locks.start(2, changed)
     try:
-        async with database.engine.connect() as connection:
-            await connection.execute(
-                sa.text(
-                    "SELECT pg_terminate_backend(pid) FROM pg_locks WHERE locktype = 'advisory' AND classid = :s"
-                    " AND database = (SELECT oid FROM pg_database WHERE datname = current_database())"
-                ),
-                {"s": LOCK_SPACE},
-            )
+        await cut_the_locks_connection(database)
         async with asyncio.timeout(3):
             while len(held) < 3:
                 await asyncio.sleep(0.05)
@@ -191,14 +196,7 @@ async def test_a_health_check_that_finds_the_locks_connection_cut_answers_and_th
 
     await locks.start(2, changed)
     try:
-        async with database.engine.connect() as connection:
-            await connection.execute(
-                sa.text(
-                    "SELECT pg_terminate_backend(pid) FROM pg_locks WHERE locktype = 'advisory' AND classid = :s"
-                    " AND database = (SELECT oid FROM pg_database WHERE datname = current_database())"
-                ),
-                {"s": LOCK_SPACE},
-            )
+        await cut_the_locks_connection(database)
         assert "holds 0, 1 of 2" in await locks.describe()
         async with asyncio.timeout(3):
             while await locks.held_anywhere() != frozenset({0, 1}):
