@@ -97,6 +97,8 @@ class Database:
         self.engine = create_async_engine(self.url, **options)
         self._reader = self.engine.execution_options(**{_READING: True})
         self._turns = asyncio.Lock() if self.is_sqlite else contextlib.nullcontext()
+        self._writer: AsyncConnection | None = None  # `writing`'s connection, kept: a checkout costs more than its work
+        self._writer_turns = asyncio.Lock()
         self._read_only_reported = False
         self.state = SchemaState.STARTING
         if self.is_sqlite:
@@ -114,8 +116,15 @@ class Database:
         """`work(connection)` in one writing transaction, on a sync connection (inside `run_sync`): committed when
         it returns, rolled back when it raises. Cheaper than a session for a hot path that needs no ORM."""
         with self._writes_refused():
-            async with self._turns, self.engine.connect() as connection:
-                return await connection.run_sync(_in_transaction, work)
+            async with self._turns, self._writer_turns:
+                if self._writer is None:
+                    self._writer = await self.engine.connect()
+                try:
+                    return await self._writer.run_sync(_in_transaction, work)
+                except sa.exc.DBAPIError as exc:
+                    if exc.connection_invalidated:  # the server went away: the next call connects anew
+                        await self._close_writer()
+                    raise
 
     @asynccontextmanager
     async def reading(self) -> AsyncIterator[AsyncSession]:
@@ -232,7 +241,14 @@ class Database:
                     await transaction.rollback()
 
     async def close(self) -> None:
+        await self._close_writer()
         await self.engine.dispose()
+
+    async def _close_writer(self) -> None:
+        writer, self._writer = self._writer, None
+        if writer is not None:
+            with contextlib.suppress(sa.exc.DBAPIError, OSError):
+                await writer.close()
 
 
 class SchemaOutOfDate(Exception):
