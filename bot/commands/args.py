@@ -134,6 +134,8 @@ class Arg:
     def accepts(self, token: str) -> bool:
         if self.kind is ArgKind.EVENT:
             return bool(_SLUG.match(token.lower()))
+        if self.kind is ArgKind.CHOICE and token.lower() not in self.choices:
+            return False  # what convert would refuse, without building its message (the binder asks often)
         try:
             self.convert(token)
         except UsageError:

@@ -25,6 +25,8 @@ class Token:
 # as in 'Twas or a lone ', it is an apostrophe and part of the text.
 _TOKEN = re.compile(r'"((?:[^"\\]|\\.)*)"|“([^”]*)”|\'(.*?)\'(?=\s|$)|(\S+)')
 _OPEN_QUOTES = ('"', "“")
+_DATE = re.compile(r"\d{4}-\d{2}-\d{2}")
+_TIME = re.compile(r"\d{1,2}:\d{2}(:\d{2})?")
 
 
 def tokenize(text: str) -> list[Token]:
@@ -52,8 +54,8 @@ def _join_dates(tokens: list[Token]) -> list[Token]:
         previous = joined[-1] if joined else None
         if (
             previous
-            and re.fullmatch(r"\d{4}-\d{2}-\d{2}", previous.text)
-            and re.fullmatch(r"\d{1,2}:\d{2}(:\d{2})?", token.text)
+            and _DATE.fullmatch(previous.text)
+            and _TIME.fullmatch(token.text)
         ):
             joined[-1] = Token(f"{previous.text} {token.text}", previous.start)
         else:
