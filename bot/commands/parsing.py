@@ -52,11 +52,7 @@ def _join_dates(tokens: list[Token]) -> list[Token]:
     joined: list[Token] = []
     for token in tokens:
         previous = joined[-1] if joined else None
-        if (
-            previous
-            and _DATE.fullmatch(previous.text)
-            and _TIME.fullmatch(token.text)
-        ):
+        if previous and _DATE.fullmatch(previous.text) and _TIME.fullmatch(token.text):
             joined[-1] = Token(f"{previous.text} {token.text}", previous.start)
         else:
             joined.append(token)
