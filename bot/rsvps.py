@@ -30,10 +30,10 @@ EVENTS = table_of(Event)
 RSVPS = table_of(Rsvp)
 _PARTY_COLUMNS = tuple(field.name for field in fields(Party))
 _CHANGED = ("status", "guests", "display_name", "queued_at", "promotions")  # what an answer may change
-_NEW = ("event_id", "platform", "user_id", "dm_reminders", *_CHANGED)
+_NEW = ("platform", "user_id", "dm_reminders", *_CHANGED)  # a new RSVP's fields, besides its event
 
+# FOR UPDATE on PostgreSQL; SQLite's dialect leaves it out (BEGIN IMMEDIATE holds everything).
 _HOLD = Prepared(sa.select(*FOUND_COLUMNS).where(EVENTS.c.id == sa.bindparam("event")).with_for_update())
-_READ = Prepared(sa.select(*FOUND_COLUMNS).where(EVENTS.c.id == sa.bindparam("event")))
 
 
 @cache
@@ -72,7 +72,7 @@ _SET_SEATS = Prepared(
     .where(sa.or_(EVENTS.c.capacity.is_(None), EVENTS.c.capacity >= sa.bindparam("taken")))
     .values(seats_taken=sa.bindparam("taken"))
 )
-_INSERT_PARTY = Prepared(sa.insert(RSVPS).values({name: sa.bindparam(f"p_{name}") for name in _NEW}))
+_INSERT_PARTY = Prepared(sa.insert(RSVPS).values({name: sa.bindparam(f"p_{name}") for name in ("event_id", *_NEW)}))
 _UPDATE_PARTY = Prepared(
     sa.update(RSVPS)
     .where(RSVPS.c.id == sa.bindparam("row"))
@@ -144,24 +144,14 @@ def save_seatings(connection: sa.Connection, seatings: Iterable[Seating]) -> Non
             if _SET_SEATS.run(connection, seats) != 1:
                 raise SeatsMoved(f"event {seating.event_id}: its seats changed while it was held")
         for party in seating.changed.values():
-            fields = {f"p_{name}": getattr(party, name) for name in _CHANGED}
             if party.id is None:
-                new.append(fields | _new_row(seating.event_id, party))
+                new.append({f"p_{name}": getattr(party, name) for name in _NEW} | {"p_event_id": seating.event_id})
             else:
-                changed.append(fields | {"row": party.id})
+                changed.append({f"p_{name}": getattr(party, name) for name in _CHANGED} | {"row": party.id})
     if new:
         _INSERT_PARTY.run_many(connection, new)
     if changed:
         _UPDATE_PARTY.run_many(connection, changed)
-
-
-def _new_row(event_id: int, party: Party) -> dict[str, Any]:
-    return {
-        "p_event_id": event_id,
-        "p_platform": party.platform,
-        "p_user_id": party.user_id,
-        "p_dm_reminders": party.dm_reminders,
-    }
 
 
 async def promote_waitlist(session: AsyncSession, event: Event) -> Sequence[Promotion]:
@@ -171,8 +161,8 @@ async def promote_waitlist(session: AsyncSession, event: Event) -> Sequence[Prom
 
 
 def _promote(connection: sa.Connection, event_id: int) -> list[Promotion]:
-    read = {event_id: Found.of(_READ.rows(connection, {"event": event_id})[0])}
-    seating = load_seatings(connection, hold_events(connection, read).values(), whole_waitlist=True)[event_id]
+    held = Found.of(_HOLD.rows(connection, {"event": event_id})[0])  # the edit's flush holds it already
+    seating = load_seatings(connection, (held,), whole_waitlist=True)[event_id]
     moved_up = seating.promote()
     save_seatings(connection, (seating,))
     return [Promotion(party.member, party.promotions) for party in moved_up]
